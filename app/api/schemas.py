@@ -1,0 +1,150 @@
+"""Request and response bodies of the v1 API: the contract clients and workers code against."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TaskName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][\w.:\-/]*$")]
+QueueName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w][\w.:\-/]*$")]
+QueuePattern = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w*?\[\]][\w.:\-/*?\[\]]*$")]
+WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+Key = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]+$")]
+TaskId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Priority = Annotated[int, Field(ge=1, le=10)]
+
+DEFAULT_PRIORITY = 5
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskIn(Strict):
+    name: TaskName
+    args: Any = None
+    queue: QueueName = "default"
+    priority: Priority = DEFAULT_PRIORITY
+    max_retries: Annotated[int, Field(ge=0, le=1000)] = 0
+    retry_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] = 1.0
+    retry_backoff: Literal["fixed", "linear", "exponential"] = "exponential"
+    retry_max_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] = 3600.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=31_536_000)] | None = None
+    delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
+    run_at: datetime | None = None
+    idempotency_key: Key | None = None
+    parent_id: TaskId | None = None
+    spawn_key: Key | None = None
+
+    @field_validator("run_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _one_start(self) -> TaskIn:
+        if self.delay_seconds is not None and self.run_at is not None:
+            raise ValueError("give delay_seconds or run_at, not both")
+        if self.spawn_key is not None and self.parent_id is None:
+            raise ValueError("spawn_key needs parent_id")
+        return self
+
+
+class TaskBatchIn(Strict):
+    tasks: Annotated[list[TaskIn], Field(min_length=1)]
+
+
+class SentOut(BaseModel):
+    id: int
+    duplicate: bool
+
+
+class ClaimIn(Strict):
+    worker_id: WorkerId
+    queues: Annotated[list[QueuePattern], Field(min_length=1, max_length=100)] = ["default"]
+    task_names: Annotated[list[TaskName], Field(max_length=10_000)] | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 1
+    wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
+
+
+class LeaseRef(Strict):
+    id: TaskId
+    lease_token: uuid.UUID
+
+
+class HeartbeatIn(Strict):
+    worker_id: WorkerId
+    tasks: Annotated[list[LeaseRef], Field(max_length=10_000)] = []
+
+
+class ErrorInfo(Strict):
+    type: Annotated[str, Field(max_length=500)] = "Error"
+    message: Annotated[str, Field(max_length=100_000)] = ""
+    traceback: Annotated[str, Field(max_length=1_000_000)] | None = None
+
+
+class ResultIn(Strict):
+    id: TaskId
+    lease_token: uuid.UUID
+    outcome: Literal["succeeded", "failed", "cancelled"]
+    result: Any = None
+    error: ErrorInfo | None = None
+    retry_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
+    logs: str | None = None
+
+
+class ReportIn(Strict):
+    worker_id: WorkerId | None = None
+    results: Annotated[list[ResultIn], Field(min_length=1)]
+
+
+class CompleteIn(Strict):
+    lease_token: uuid.UUID
+    result: Any = None
+    logs: str | None = None
+
+
+class FailIn(Strict):
+    lease_token: uuid.UUID
+    error: ErrorInfo = ErrorInfo()
+    retry_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
+    logs: str | None = None
+
+
+class ReleaseIn(Strict):
+    worker_id: WorkerId
+    tasks: Annotated[list[LeaseRef], Field(max_length=10_000)]
+
+
+class QueueIn(Strict):
+    concurrency_limit: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    paused: bool | None = None
+
+
+class TaskDefinitionIn(Strict):
+    name: TaskName
+    queue: QueueName = "default"
+    defaults: dict[str, Any] = {}
+    args_schema: dict[str, Any] | None = None
+
+
+class WorkerRegisterIn(Strict):
+    worker_id: WorkerId
+    queues: Annotated[list[QueuePattern], Field(max_length=100)] = []
+    info: dict[str, Any] = {}
+    tasks: Annotated[list[TaskDefinitionIn], Field(max_length=10_000)] = []
+
+
+class KVValueIn(Strict):
+    value: str
+
+
+class KVIncrementIn(Strict):
+    by: Annotated[int, Field(ge=-(2**62), le=2**62)] = 1

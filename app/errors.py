@@ -1,0 +1,92 @@
+"""The one error shape of the API: ``{"code": ..., "message": ..., "details": ...}``.
+
+Every 4xx and 5xx the server sends has this body; ``docs/api.md`` lists the codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("branchwork.errors")
+
+
+class ApiError(Exception):
+    """An expected failure that maps to one HTTP status and a stable code."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def not_found(what: str, ident: Any) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {ident} does not exist", {"id": ident})
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": details}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    return Response(orjson.dumps(error_body(code, message, details)), status_code=status,
+                    media_type="application/json")
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cleaned = []
+    for err in errors:
+        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
+        cleaned.append(item)
+    return cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "malformed_json", "request body is not valid JSON",
+                                  _clean_validation_errors(errors))
+        return error_response(422, "validation_error", "request does not match the schema",
+                              _clean_validation_errors(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(psycopg.errors.DataError)
+    async def _data_error(_: Request, exc: psycopg.errors.DataError) -> Response:
+        # Values PostgreSQL refuses (out-of-range numbers, bad encodings) are the caller's.
+        return error_response(422, "invalid_value", str(exc).splitlines()[0])
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,186 @@
+"""The schema: SQLModel table classes are its single source; alembic revisions follow them.
+
+The hot path does not go through these classes (see ``store/``); they exist so that the
+schema is declared once, migrations are generated from it and a test can compare the two.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlmodel import Field, SQLModel
+
+TASK_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def _ts(nullable: bool = True, default_now: bool = False) -> Any:
+    return sa.Column(
+        sa.DateTime(timezone=True),
+        nullable=nullable,
+        server_default=sa.func.now() if default_now else None,
+    )
+
+
+def _json(nullable: bool = True) -> Any:
+    return sa.Column(JSONB, nullable=nullable)
+
+
+class Task(SQLModel, table=True):
+    """One row per logical task, holding its current state."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('queued','running','succeeded','failed','cancelled')",
+            name="tasks_status_check",
+        ),
+        sa.CheckConstraint("priority BETWEEN 1 AND 10", name="tasks_priority_check"),
+        # The claim index: only queued rows, in claim order within a queue.
+        sa.Index(
+            "tasks_claim_idx",
+            "queue",
+            sa.text("priority DESC"),
+            "run_at",
+            "id",
+            postgresql_where=sa.text("status = 'queued'"),
+        ),
+        sa.Index(
+            "tasks_running_idx",
+            "lease_expires_at",
+            postgresql_where=sa.text("status = 'running'"),
+        ),
+        sa.Index(
+            "tasks_idempotency_idx",
+            "name",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        ),
+        sa.Index(
+            "tasks_spawn_key_idx",
+            "parent_id",
+            "spawn_key",
+            unique=True,
+            postgresql_where=sa.text("spawn_key IS NOT NULL"),
+        ),
+        sa.Index("tasks_root_idx", "root_id", "id"),
+        sa.Index("tasks_parent_idx", "parent_id", "id"),
+        sa.Index("tasks_status_idx", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    queue: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    args: Any = Field(default=None, sa_column=_json())
+    priority: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False))
+    run_at: datetime = Field(sa_column=_ts(nullable=False, default_now=True))
+    attempts: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    max_retries: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    retry_delay_seconds: float = Field(
+        sa_column=sa.Column(sa.Float, nullable=False, server_default="1")
+    )
+    retry_backoff: str = Field(
+        sa_column=sa.Column(sa.Text, nullable=False, server_default="exponential")
+    )
+    retry_max_delay_seconds: float = Field(
+        sa_column=sa.Column(sa.Float, nullable=False, server_default="3600")
+    )
+    timeout_seconds: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    idempotency_key: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    parent_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    root_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    depth: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    spawn_key: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    workflow_run_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    workflow_node: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    worker_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    lease_token: uuid.UUID | None = Field(default=None, sa_column=sa.Column(UUID(as_uuid=True)))
+    lease_expires_at: datetime | None = Field(default=None, sa_column=_ts())
+    timeout_at: datetime | None = Field(default=None, sa_column=_ts())
+    cancel_requested: bool = Field(
+        sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    result: Any = Field(default=None, sa_column=_json())
+    error: Any = Field(default=None, sa_column=_json())
+    created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    started_at: datetime | None = Field(default=None, sa_column=_ts())
+    finished_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class TaskEvent(SQLModel, table=True):
+    """The history: every attempt and state change (who, when, outcome, error)."""
+
+    __tablename__ = "task_events"
+    __table_args__ = (sa.Index("task_events_task_idx", "task_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    task_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    attempt: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    event: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    worker_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    error: Any = Field(default=None, sa_column=_json())
+    at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class TaskLog(SQLModel, table=True):
+    """Output captured by the worker for one attempt (print, logging), bounded in size."""
+
+    __tablename__ = "task_logs"
+
+    task_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    attempt: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True))
+    output: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class QueueRow(SQLModel, table=True):
+    """A queue's settings; rows appear when a queue is first used or configured."""
+
+    __tablename__ = "queues"
+
+    name: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    concurrency_limit: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    paused: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class WorkerRow(SQLModel, table=True):
+    """A worker process as last seen through claims and heartbeats."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    queues: Any = Field(default=None, sa_column=_json())
+    task_names: Any = Field(default=None, sa_column=_json())
+    info: Any = Field(default=None, sa_column=_json())
+    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    last_seen_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    stopped_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class TaskDefinition(SQLModel, table=True):
+    """A task as registered by a worker: name, queue, defaults and argument schema."""
+
+    __tablename__ = "task_definitions"
+
+    name: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    queue: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    defaults: Any = Field(default=None, sa_column=_json())
+    args_schema: Any = Field(default=None, sa_column=_json())
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class KVEntry(SQLModel, table=True):
+    """The key-value store: string values, size bounded by the payload limit."""
+
+    __tablename__ = "kv"
+
+    key: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    value: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))

@@ -1,0 +1,141 @@
+"""One LISTEN connection per server process, fanned out to in-process waiters.
+
+A send commits, then NOTIFY says which queues have new work (and, for delayed work, when).
+Waiting claims hold no database connection: they wait on an asyncio event here. NOTIFY is
+only a hint; waiters also wake on a slow fallback timer, so a lost notification costs
+latency, never a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+
+import psycopg
+
+log = logging.getLogger("branchwork.notifier")
+
+CHANNEL = "branchwork_queue"
+
+
+def encode(queue: str, run_at_epoch: float | None = None) -> str:
+    return queue if run_at_epoch is None else f"{queue}\t{run_at_epoch:.3f}"
+
+
+def decode(payload: str) -> tuple[str, float | None]:
+    queue, _, when = payload.partition("\t")
+    return queue, (float(when) if when else None)
+
+
+class Subscription:
+    """What one waiting claim listens for: exact queue names and glob patterns."""
+
+    def __init__(self, queues: Iterable[str]) -> None:
+        self.exact = {q for q in queues if not _is_glob(q)}
+        self.patterns = [q for q in queues if _is_glob(q)]
+        self.event = asyncio.Event()
+
+    def matches(self, queue: str) -> bool:
+        return queue in self.exact or any(fnmatch.fnmatchcase(queue, p) for p in self.patterns)
+
+    async def wait(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self.event.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.event.clear()
+
+
+def _is_glob(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
+class Notifier:
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._subs: set[Subscription] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="branchwork-notifier")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for timer in self._timers.values():
+            timer.cancel()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, queues: Iterable[str]) -> AsyncIterator[Subscription]:
+        sub = Subscription(queues)
+        self._subs.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subs.discard(sub)
+
+    def wake(self, queue: str) -> None:
+        for sub in list(self._subs):
+            if sub.matches(queue):
+                sub.event.set()
+
+    def wake_all(self) -> None:
+        for sub in list(self._subs):
+            sub.event.set()
+
+    def _wake_later(self, queue: str, run_at_epoch: float) -> None:
+        delay = run_at_epoch - time.time()
+        if delay <= 0:
+            self.wake(queue)
+            return
+        loop = asyncio.get_running_loop()
+        current = self._timers.get(queue)
+        if current is not None and current.when() <= loop.time() + delay:
+            return  # an earlier wake-up for this queue is already set
+        if current is not None:
+            current.cancel()
+        self._timers[queue] = loop.call_later(delay + 0.005, self._fire_timer, queue)
+
+    def _fire_timer(self, queue: str) -> None:
+        self._timers.pop(queue, None)
+        self.wake(queue)
+
+    def handle(self, payload: str) -> None:
+        queue, when = decode(payload)
+        if when is None:
+            self.wake(queue)
+        else:
+            self._wake_later(queue, when)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected.set()
+                    backoff = 0.1
+                    self.wake_all()  # anything sent while we were not listening
+                    async for note in conn.notifies():
+                        self.handle(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost: waiters fall back to polling
+                self.connected.clear()
+                log.warning("notifier connection lost (%s); reconnecting in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,62 @@
+"""The key-value store; every operation is one atomic statement."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+
+
+async def get(conn: AsyncConnection, key: str) -> str | None:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT value FROM kv WHERE key = %s", (key,))
+        row = await cur.fetchone()
+        return None if row is None else row["value"]
+
+
+async def set_(conn: AsyncConnection, key: str, value: str) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "INSERT INTO kv (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+            (key, value))
+
+
+async def set_if_absent(conn: AsyncConnection, key: str, value: str) -> bool:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "INSERT INTO kv (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING "
+            "RETURNING key", (key, value))
+        return await cur.fetchone() is not None
+
+
+async def delete(conn: AsyncConnection, key: str) -> bool:
+    async with conn.cursor() as cur:
+        await cur.execute("DELETE FROM kv WHERE key = %s RETURNING key", (key,))
+        return await cur.fetchone() is not None
+
+
+async def increment(conn: AsyncConnection, key: str, by: int) -> int | None:
+    """Add ``by`` to an integer value (absent counts as 0); None when the value is no integer."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            """INSERT INTO kv (key, value) VALUES (%(key)s, %(by)s::text)
+               ON CONFLICT (key) DO UPDATE
+                 SET value = (kv.value::numeric + %(by)s)::text, updated_at = now()
+                 WHERE kv.value ~ '^-?[0-9]+$'
+               RETURNING value""",
+            {"key": key, "by": by})
+        row = await cur.fetchone()
+        return None if row is None else int(row["value"])
+
+
+async def list_keys(conn: AsyncConnection, prefix: str, after: str | None,
+                    limit: int) -> list[dict[str, object]]:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT key, value, updated_at FROM kv WHERE key LIKE %(p)s "
+            "AND (%(after)s::text IS NULL OR key > %(after)s) ORDER BY key LIMIT %(n)s",
+            {"p": _like_prefix(prefix), "after": after, "n": limit})
+        return await cur.fetchall()
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

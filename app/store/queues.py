@@ -1,0 +1,69 @@
+"""Queue rows: created on first use, carrying the concurrency limit and pause flag."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from .notify import notify
+
+QUEUE_STATS_SQL = """
+SELECT q.name, q.concurrency_limit, q.paused,
+    COALESCE(s.queued, 0) AS queued, COALESCE(s.running, 0) AS running,
+    COALESCE(s.succeeded, 0) AS succeeded, COALESCE(s.failed, 0) AS failed,
+    COALESCE(s.cancelled, 0) AS cancelled
+FROM queues q LEFT JOIN (
+    SELECT queue,
+        count(*) FILTER (WHERE status = 'queued') AS queued,
+        count(*) FILTER (WHERE status = 'running') AS running,
+        count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+        count(*) FILTER (WHERE status = 'failed') AS failed,
+        count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+    FROM tasks GROUP BY queue
+) s ON s.queue = q.name
+ORDER BY q.name
+"""
+
+
+class KnownQueues:
+    """Names this process has already written to ``queues``, so sends skip the upsert."""
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+
+    async def ensure(self, conn: AsyncConnection, names: Iterable[str]) -> None:
+        new = sorted(set(names) - self._names)
+        if not new:
+            return
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "INSERT INTO queues (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (new,))
+        self._names.update(new)
+
+
+async def upsert(conn: AsyncConnection, name: str, *, concurrency_limit: int | None,
+                 set_limit: bool, paused: bool | None) -> dict[str, Any]:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            """INSERT INTO queues (name, concurrency_limit, paused)
+               VALUES (%(name)s, %(limit)s, COALESCE(%(paused)s, false))
+               ON CONFLICT (name) DO UPDATE SET
+                 concurrency_limit = CASE WHEN %(set_limit)s THEN EXCLUDED.concurrency_limit
+                                          ELSE queues.concurrency_limit END,
+                 paused = COALESCE(%(paused)s, queues.paused)
+               RETURNING name, concurrency_limit, paused""",
+            {"name": name, "limit": concurrency_limit, "set_limit": set_limit, "paused": paused})
+        row = await cur.fetchone()
+        # A raised limit or a resumed queue may let waiting claims through now.
+        await notify(cur, [(name, None)])
+        assert row is not None
+        return row
+
+
+async def stats(conn: AsyncConnection) -> list[dict[str, Any]]:
+    async with conn.cursor() as cur:
+        await cur.execute(QUEUE_STATS_SQL)
+        return await cur.fetchall()
