@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -70,8 +71,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(400, "malformed_json", "request body is not valid JSON",
+        invalid = [e for e in errors if e.get("type") == "json_invalid"]
+        if invalid:
+            reason = (invalid[0].get("ctx") or {}).get("error")
+            message = "request body is not valid JSON" + (f": {reason}" if reason else "")
+            return error_response(400, "malformed_json", message,
                                   _clean_validation_errors(errors))
         return error_response(422, "validation_error", "request does not match the schema",
                               _clean_validation_errors(errors))
@@ -85,6 +89,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _data_error(_: Request, exc: psycopg.errors.DataError) -> Response:
         # Values PostgreSQL refuses (out-of-range numbers, bad encodings) are the caller's.
         return error_response(422, "invalid_value", str(exc).splitlines()[0])
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _db_down(_: Request, exc: psycopg.OperationalError) -> Response:
+        # A dropped connection or a restarting database. The caller may retry; a send that
+        # carries an idempotency key is safe to retry even if the cut came during commit.
+        log.warning("database unavailable: %s", exc)
+        return error_response(503, "database_unavailable",
+                              "the database is unavailable; retry shortly")
+
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    async def _pool_timeout(_: Request, exc: psycopg_pool.PoolTimeout) -> Response:
+        log.warning("no database connection available: %s", exc)
+        return error_response(503, "database_unavailable",
+                              "no database connection available; retry shortly")
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> Response:

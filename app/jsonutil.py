@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
+from fastapi import Request
+from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from .errors import ApiError
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_LONG_DIGITS = re.compile(rb"\d{19,}")
 
 
 class JsonResponse(Response):
@@ -48,3 +56,46 @@ def check_size(value: Any, limit: int, what: str) -> None:
     if size > limit:
         raise ApiError(413, "payload_too_large", f"{what} is {size} bytes, over the limit of {limit}",
                        {"size": size, "limit": limit})
+
+
+def _checked_int(text: str) -> int:
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"integer {text[:30]} is outside the 64-bit range")
+    return value
+
+
+def strict_loads(body: bytes) -> Any:
+    """Parse a request body as JSON PostgreSQL can store, or raise ``json.JSONDecodeError``.
+
+    orjson refuses NaN, Infinity, numbers that overflow a double, invalid UTF-8 and lone
+    surrogates (all of which the standard library lets through and jsonb then rejects or
+    ``null``s); integers beyond 64 bits, which orjson silently turns into floats, are refused
+    here so that no caller's number is quietly rounded.
+    """
+    value = orjson.loads(body)
+    if _LONG_DIGITS.search(body):
+        try:
+            json.loads(body, parse_int=_checked_int)
+        except ValueError as exc:
+            raise json.JSONDecodeError(str(exc), body.decode(errors="replace"), 0) from None
+    return value
+
+
+class StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_loads(await self.body())
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """Routes whose JSON bodies are parsed by :func:`strict_loads` (faster, and strict)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(StrictJsonRequest(request.scope, request.receive))
+
+        return strict_handler

@@ -28,7 +28,8 @@ async def _send_json(send: Send, status: int, body: dict) -> None:
 
 
 class GuardMiddleware:
-    """Pure ASGI: checks the token on /v1, caps the body size and refuses NUL characters.
+    """Pure ASGI: checks the token (all routes but /health), caps the body size, refuses NUL
+    characters and non-JSON bodies on /v1.
 
     PostgreSQL cannot store NUL in text or jsonb, so a request carrying one is refused with a
     4xx before it reaches a handler, rather than failing half-way with a 500.
@@ -45,7 +46,7 @@ class GuardMiddleware:
             return
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        if self.api_token and path.startswith("/v1"):
+        if self.api_token and path not in OPEN_PATHS:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             if not token_ok(auth, self.api_token):
                 await _send_json(send, 401, error_body(
@@ -81,6 +82,11 @@ class GuardMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if body and path.startswith("/v1") and not _json_content_type(headers.get(b"content-type")):
+            await _send_json(send, 415, error_body(
+                "unsupported_media_type", "request bodies must be application/json",
+                {"content_type": headers.get(b"content-type", b"").decode("latin-1")}))
+            return
         if b"\\u0000" in body and _json_has_nul(body):
             await _send_json(send, 422, error_body(
                 "nul_character", "JSON strings cannot contain NUL (\\u0000) characters"))
@@ -95,6 +101,15 @@ class GuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _json_content_type(value: bytes | None) -> bool:
+    """An absent content type counts as JSON; anything else must be a JSON media type."""
+    if value is None:
+        return True
+    media = value.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/")
+                                             and media.endswith(b"+json"))
 
 
 def _json_has_nul(body: bytes) -> bool:

@@ -6,10 +6,10 @@ import asyncio
 
 from fastapi import APIRouter
 
-from ..jsonutil import JsonResponse
+from ..jsonutil import JsonResponse, StrictJsonRoute
 from .deps import NotifierDep, Pool
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
 
 @router.get("/health", summary="Whether the database answers (503 when it does not)")

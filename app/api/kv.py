@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from ..errors import ApiError, not_found
+from ..jsonutil import StrictJsonRoute
 from ..store import kv as kv_store
 from .deps import Pool, SettingsDep
 from .schemas import KVIncrementIn, KVValueIn
 
-router = APIRouter(prefix="/v1/kv", tags=["kv"])
+router = APIRouter(prefix="/v1/kv", tags=["kv"], route_class=StrictJsonRoute)
 
 KeyPath = Annotated[str, Path(min_length=1, max_length=512)]
 

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from ..jsonutil import StrictJsonRoute
 from ..store import queues as queue_store
 from .deps import Pool
 from .schemas import QueueIn
 
-router = APIRouter(prefix="/v1/queues", tags=["queues"])
+router = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=StrictJsonRoute)
 
 QueuePath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[\w][\w.:\-/]*$")]
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from ..errors import ApiError
-from ..jsonutil import check_size
+from ..jsonutil import StrictJsonRoute, check_size
 from ..store import tasks as store
 from .deps import KnownQueuesDep, Pool, SettingsDep, body_size
 from .schemas import TaskBatchIn, TaskId, TaskIn
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute)
 
 TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -32,8 +32,8 @@ def _prepare(items: list[TaskIn], payload_limit: int, body_small: bool) -> list[
 async def send_items(pool: Any, known: Any, items: list[TaskIn], payload_limit: int,
                      body_size: int) -> list[store.SendOutcome]:
     rows = _prepare(items, payload_limit, body_size <= payload_limit)
+    await known.ensure(pool, {r["queue"] for r in rows})
     async with pool.connection() as conn:
-        await known.ensure(conn, {r["queue"] for r in rows})
         return await store.send(conn, rows)
 
 

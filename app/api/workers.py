@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ..errors import ApiError, not_found
-from ..jsonutil import check_size
+from ..jsonutil import StrictJsonRoute, check_size
 from ..store import tasks as store
 from ..store import workers as worker_store
 from .deps import NotifierDep, Pool, SettingsDep, body_size
@@ -27,7 +27,7 @@ from .schemas import (
     WorkerRegisterIn,
 )
 
-router = APIRouter(prefix="/v1", tags=["workers"])
+router = APIRouter(prefix="/v1", tags=["workers"], route_class=StrictJsonRoute)
 
 
 def _is_glob(name: str) -> bool:
@@ -95,6 +95,11 @@ async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsD
         async with notifier.subscribe(body.queues) as sub:
             while True:
                 tasks = await store.claim(pool, **args)
+                if tasks and disconnect.done():
+                    # Nobody will receive these: hand them back rather than wait for the lease.
+                    await store.release(pool, body.worker_id, [
+                        {"id": t["id"], "lease_token": str(t["lease_token"])} for t in tasks])
+                    return {"tasks": []}
                 remaining = deadline - time.monotonic()
                 if tasks or remaining <= 0 or disconnect.done():
                     return {"tasks": tasks}
@@ -171,6 +176,11 @@ async def report(body: ReportIn, request: Request, pool: Pool,
     if len(body.results) > settings.max_batch:
         raise ApiError(413, "batch_too_large", f"over the limit of {settings.max_batch}",
                        {"limit": settings.max_batch})
+    ids = [r.id for r in body.results]
+    if len(set(ids)) != len(ids):
+        dups = sorted({i for i in ids if ids.count(i) > 1})
+        raise ApiError(422, "duplicate_task", "a task appears more than once in one report",
+                       {"ids": dups})
     return {"results": await apply_results(body.results, request, pool, settings)}
 
 

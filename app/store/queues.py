@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from .notify import notify
 
@@ -28,16 +29,21 @@ ORDER BY q.name
 
 
 class KnownQueues:
-    """Names this process has already written to ``queues``, so sends skip the upsert."""
+    """Names this process has already written to ``queues``, so sends skip the upsert.
+
+    The upsert commits on its own connection before a name is remembered: had it run inside
+    a send that then rolled back (bad payload, unknown parent), the name would be cached
+    without its row, and glob claims and the queue list would never see that queue.
+    """
 
     def __init__(self) -> None:
         self._names: set[str] = set()
 
-    async def ensure(self, conn: AsyncConnection, names: Iterable[str]) -> None:
+    async def ensure(self, pool: AsyncConnectionPool, names: Iterable[str]) -> None:
         new = sorted(set(names) - self._names)
         if not new:
             return
-        async with conn.cursor() as cur:
+        async with pool.connection() as conn, conn.cursor() as cur:
             await cur.execute(
                 "INSERT INTO queues (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                 (new,))
