@@ -184,3 +184,153 @@ class KVEntry(SQLModel, table=True):
     key: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
     value: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+# --- Workflows, cron schedules and leader election (issue 4) -------------------------------
+
+RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
+NODE_STATUSES = ("pending", "queued", "succeeded", "failed", "skipped", "cancelled")
+
+# Tasks of a workflow run, found by run id without touching the rest of the task table.
+sa.Index(
+    "tasks_workflow_run_idx",
+    Task.__table__.c.workflow_run_id,  # type: ignore[attr-defined]
+    Task.__table__.c.id,  # type: ignore[attr-defined]
+    postgresql_where=sa.text("workflow_run_id IS NOT NULL"),
+)
+
+
+class WorkflowDefinition(SQLModel, table=True):
+    """A declared DAG as data (nodes, edges, node config), registered by a worker or the API."""
+
+    __tablename__ = "workflows"
+
+    name: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    queue: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    definition: Any = Field(sa_column=sa.Column(JSONB, nullable=False))
+    args_schema: Any = Field(default=None, sa_column=_json())
+    timeout_seconds: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    priority: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="5"))
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class WorkflowRun(SQLModel, table=True):
+    """One run of a workflow; the definition is copied in so a re-registration cannot change it."""
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('running','succeeded','failed','cancelled')",
+            name="workflow_runs_status_check",
+        ),
+        sa.Index(
+            "workflow_runs_idempotency_idx",
+            "workflow_name",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        ),
+        sa.Index(
+            "workflow_runs_deadline_idx",
+            "deadline_at",
+            postgresql_where=sa.text("status = 'running' AND deadline_at IS NOT NULL"),
+        ),
+        sa.Index("workflow_runs_name_idx", "workflow_name", "id"),
+        sa.Index("workflow_runs_status_idx", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    workflow_name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    args: Any = Field(default=None, sa_column=_json())
+    definition: Any = Field(sa_column=sa.Column(JSONB, nullable=False))
+    queue: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    priority: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False))
+    timeout_seconds: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    deadline_at: datetime | None = Field(default=None, sa_column=_ts())
+    idempotency_key: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    error: Any = Field(default=None, sa_column=_json())
+    created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class WorkflowNode(SQLModel, table=True):
+    """The state of one node in one run; advancing a run reads only its run's rows."""
+
+    __tablename__ = "workflow_nodes"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('pending','queued','succeeded','failed','skipped','cancelled')",
+            name="workflow_nodes_status_check",
+        ),
+        sa.Index("workflow_nodes_task_idx", "task_id", unique=True),
+        # The reconciler's work list: nodes whose task may have finished outside the report path.
+        sa.Index("workflow_nodes_queued_idx", "run_id", postgresql_where=sa.text("status = 'queued'")),
+    )
+
+    run_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    node: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    task: Any = Field(sa_column=sa.Column(JSONB, nullable=False))
+    upstream: list[str] = Field(
+        sa_column=sa.Column(sa.ARRAY(sa.Text), nullable=False, server_default="{}"))
+    dynamic: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    max_cycles: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    runs: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    task_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    directive: Any = Field(default=None, sa_column=_json())
+    directive_task_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    directive_attempt: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class WorkflowChannelEntry(SQLModel, table=True):
+    """Key-value state scoped to one run (the run's channel)."""
+
+    __tablename__ = "workflow_channel"
+
+    run_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    key: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    value: Any = Field(default=None, sa_column=_json())
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class Schedule(SQLModel, table=True):
+    """A cron schedule that sends a task or starts a workflow run at each fire time."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('task','workflow')", name="schedules_kind_check"),
+        sa.CheckConstraint("misfire IN ('skip','catch_up')", name="schedules_misfire_check"),
+        sa.Index("schedules_due_idx", "next_fire_at", postgresql_where=sa.text("NOT paused")),
+    )
+
+    name: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    kind: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    target: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    cron: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    timezone: str = Field(sa_column=sa.Column(sa.Text, nullable=False, server_default="UTC"))
+    args: Any = Field(default=None, sa_column=_json())
+    options: Any = Field(default=None, sa_column=_json())
+    misfire: str = Field(sa_column=sa.Column(sa.Text, nullable=False, server_default="skip"))
+    grace_seconds: float = Field(sa_column=sa.Column(sa.Float, nullable=False, server_default="60"))
+    paused: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False, server_default="api"))
+    next_fire_at: datetime = Field(sa_column=_ts(nullable=False))
+    last_fire_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_sent_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class LeaderLease(SQLModel, table=True):
+    """Leader election: one row per role; the holder renews before ``expires_at``."""
+
+    __tablename__ = "leader_leases"
+
+    name: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    holder: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
+    acquired_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    renewed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
