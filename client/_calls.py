@@ -1,0 +1,192 @@
+"""Every v1 endpoint as a ``Call``: a description the sync and async clients both execute.
+
+Keeping the endpoints here once means ``Client`` and ``AsyncClient`` cannot drift apart, and the
+retry rule (``Call.safe``) is decided in one place per endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request and what to do with its answer.
+
+    ``safe``: the request may be repeated after a failure that happened once it was written
+    (read timeout, dropped connection, 502/503/504), because repeating it cannot do anything
+    twice. Requests that never left (connection refused, connect timeout) are always retried.
+    """
+
+    method: str
+    path: str
+    json: Any = None
+    params: Mapping[str, Any] | None = None
+    safe: bool = False
+    extra_timeout: float = 0.0
+    none_on_404: bool = False
+    parse: Callable[[Any], Any] = field(default=lambda body: body)
+
+
+def send_is_safe(body: Mapping[str, Any]) -> bool:
+    """A send can be repeated when the server will recognise the repeat as a duplicate."""
+    return bool(body.get("idempotency_key")) or bool(
+        body.get("parent_id") is not None and body.get("spawn_key"))
+
+
+def _key(key: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise TypeError("KV keys are non-empty strings")
+    return "/v1/kv/" + quote(key, safe="")
+
+
+def _leases(tasks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{"id": t["id"], "lease_token": str(t["lease_token"])} for t in tasks]
+
+
+def health() -> Call:
+    return Call("GET", "/health", safe=True)
+
+
+def send_task(body: Mapping[str, Any]) -> Call:
+    return Call("POST", "/v1/tasks", json=dict(body), safe=send_is_safe(body))
+
+
+def send_tasks(bodies: Sequence[Mapping[str, Any]]) -> Call:
+    return Call("POST", "/v1/tasks/batch", json={"tasks": [dict(b) for b in bodies]},
+                safe=all(send_is_safe(b) for b in bodies), parse=lambda body: body["tasks"])
+
+
+def get_task(task_id: int) -> Call:
+    return Call("GET", f"/v1/tasks/{int(task_id)}", safe=True)
+
+
+def list_tasks(**filters: Any) -> Call:
+    return Call("GET", "/v1/tasks", params=filters, safe=True)
+
+
+def cancel_task(task_id: int) -> Call:
+    # Not safe: a repeat after the first one landed would answer 409 already_finished.
+    return Call("POST", f"/v1/tasks/{int(task_id)}/cancel")
+
+
+def retry_task(task_id: int) -> Call:
+    return Call("POST", f"/v1/tasks/{int(task_id)}/retry")
+
+
+def kv_get(key: str) -> Call:
+    return Call("GET", _key(key), safe=True, none_on_404=True,
+                parse=lambda body: None if body is None else body["value"])
+
+
+def kv_set(key: str, value: str) -> Call:
+    return Call("PUT", _key(key), json={"value": _value(value)}, safe=True,
+                parse=lambda body: None)
+
+
+def kv_delete(key: str) -> Call:
+    return Call("DELETE", _key(key), safe=True, parse=lambda body: bool(body["deleted"]))
+
+
+def kv_set_if_absent(key: str, value: str) -> Call:
+    # Not safe: a repeat after the first one landed would answer "not set".
+    return Call("POST", _key(key) + "/set-if-absent", json={"value": _value(value)},
+                parse=lambda body: bool(body["set"]))
+
+
+def kv_increment(key: str, by: int = 1) -> Call:
+    if isinstance(by, bool) or not isinstance(by, int):
+        raise TypeError("increment takes an integer")
+    return Call("POST", _key(key) + "/increment", json={"by": by},
+                parse=lambda body: int(body["value"]))
+
+
+def kv_list(prefix: str = "", after: str | None = None, limit: int = 100) -> Call:
+    return Call("GET", "/v1/kv", params={"prefix": prefix, "after": after, "limit": limit},
+                safe=True)
+
+
+def _value(value: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"KV values are strings, not {type(value).__name__}; "
+                        "encode structured values yourself (e.g. json.dumps)")
+    return value
+
+
+def configure_queue(name: str, *, concurrency_limit: int | None = UNSET,
+                    paused: bool | None = None) -> Call:
+    body: dict[str, Any] = {}
+    if concurrency_limit is not UNSET:
+        body["concurrency_limit"] = concurrency_limit
+    if paused is not None:
+        body["paused"] = paused
+    return Call("PUT", f"/v1/queues/{quote(name, safe='')}", json=body, safe=True)
+
+
+def list_queues() -> Call:
+    return Call("GET", "/v1/queues", safe=True, parse=lambda body: body["queues"])
+
+
+def register_worker(worker_id: str, *, queues: Sequence[str] = (),
+                    info: Mapping[str, Any] | None = None,
+                    tasks: Sequence[Mapping[str, Any]] = ()) -> Call:
+    return Call("POST", "/v1/workers/register", safe=True,
+                json={"worker_id": worker_id, "queues": list(queues), "info": dict(info or {}),
+                      "tasks": [dict(t) for t in tasks]})
+
+
+def stop_worker(worker_id: str) -> Call:
+    return Call("POST", f"/v1/workers/{quote(worker_id, safe='')}/stop", safe=True)
+
+
+def list_workers() -> Call:
+    return Call("GET", "/v1/workers", safe=True, parse=lambda body: body["workers"])
+
+
+def claim(worker_id: str, *, queues: Sequence[str] = ("default",),
+          task_names: Sequence[str] | None = None, limit: int = 1,
+          wait_seconds: float = 0.0) -> Call:
+    # Not safe: a repeat after a lost answer would lease more tasks; the lost ones come back
+    # after their lease expires, so only "never sent" failures are retried.
+    body: dict[str, Any] = {"worker_id": worker_id, "queues": list(queues), "limit": limit,
+                            "wait_seconds": wait_seconds}
+    if task_names is not None:
+        body["task_names"] = list(task_names)
+    return Call("POST", "/v1/claim", json=body, extra_timeout=wait_seconds,
+                parse=lambda body: body["tasks"])
+
+
+def heartbeat(worker_id: str, tasks: Iterable[Mapping[str, Any]]) -> Call:
+    return Call("POST", "/v1/heartbeat", json={"worker_id": worker_id, "tasks": _leases(tasks)},
+                safe=True)
+
+
+def report(worker_id: str | None, results: Sequence[Mapping[str, Any]]) -> Call:
+    # Safe: outcomes are fenced by lease token; a repeat answers "already_recorded".
+    items = []
+    for r in results:
+        item = dict(r)
+        item["lease_token"] = str(item["lease_token"])
+        items.append(item)
+    body: dict[str, Any] = {"results": items}
+    if worker_id is not None:
+        body["worker_id"] = worker_id
+    return Call("POST", "/v1/tasks/report", json=body, safe=True,
+                parse=lambda body: body["results"])
+
+
+def release(worker_id: str, tasks: Iterable[Mapping[str, Any]]) -> Call:
+    return Call("POST", "/v1/tasks/release", json={"worker_id": worker_id,
+                                                   "tasks": _leases(tasks)},
+                safe=True, parse=lambda body: body["released"])

@@ -1,0 +1,100 @@
+"""The running task's context, per task through a ContextVar.
+
+The worker sets it around each attempt (``with task_context(TaskContext.from_claim(...))``);
+user code reads it with ``get_context()``, which is None outside a task. A ContextVar (not a
+thread-local) means concurrent asyncio tasks in one thread each see their own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._exceptions import TaskCancelled
+
+current_task: ContextVar[TaskContext | None] = ContextVar("branchwork_task", default=None)
+
+
+@dataclass
+class TaskContext:
+    """What a running attempt knows about itself. ``attempt_number`` starts at 1."""
+
+    task_id: int
+    task_name: str
+    attempt_number: int = 1
+    max_retries: int = 0
+    queue: str = "default"
+    priority: int = 5
+    timeout_seconds: float | None = None
+    parent_id: int | None = None
+    root_id: int | None = None
+    worker_id: str | None = None
+    lease_token: str | None = None
+    workflow_run_id: int | None = None
+    workflow_node: str | None = None
+    # Set by the worker when the server asks this task to stop; poll it or wait on it.
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    _spawned: int = field(default=0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_claim(cls, task: Mapping[str, Any], worker_id: str | None = None) -> TaskContext:
+        """Build the context from one task of a ``/v1/claim`` answer."""
+        return cls(
+            task_id=task["id"], task_name=task["name"],
+            attempt_number=task.get("attempts") or 1,
+            max_retries=task.get("max_retries") or 0,
+            queue=task.get("queue") or "default", priority=task.get("priority") or 5,
+            timeout_seconds=task.get("timeout_seconds"), parent_id=task.get("parent_id"),
+            root_id=task.get("root_id"), worker_id=worker_id,
+            lease_token=str(task["lease_token"]) if task.get("lease_token") else None,
+            workflow_run_id=task.get("workflow_run_id"),
+            workflow_node=task.get("workflow_node"))
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt_number > self.max_retries
+
+    def next_spawn_key(self) -> str:
+        """The default spawn_key of the next child: its position among this attempt's sends.
+
+        A retried parent sending the same children in the same order gets the existing
+        children back as duplicates instead of new copies.
+        """
+        with self._lock:
+            key = str(self._spawned)
+            self._spawned += 1
+            return key
+
+    def raise_if_cancelled(self) -> None:
+        """Raise ``TaskCancelled`` when cancellation was requested: a cheap check for loops."""
+        if self.cancel_requested.is_set():
+            raise TaskCancelled(self.task_id, message=f"task {self.task_id}: cancel requested")
+
+
+def get_context() -> TaskContext | None:
+    """The context of the task running here, or None outside a task."""
+    return current_task.get()
+
+
+def set_context(ctx: TaskContext | None) -> Token[TaskContext | None]:
+    """Low-level: set the context; give the token to ``reset_context`` afterwards."""
+    return current_task.set(ctx)
+
+
+def reset_context(token: Token[TaskContext | None]) -> None:
+    current_task.reset(token)
+
+
+@contextmanager
+def task_context(ctx: TaskContext) -> Iterator[TaskContext]:
+    """Run a block as the given task: ``get_context()`` returns ``ctx`` inside it."""
+    token = current_task.set(ctx)
+    try:
+        yield ctx
+    finally:
+        current_task.reset(token)

@@ -1,0 +1,159 @@
+"""The one exception tree of the client. Every error it raises on purpose is a ``BranchworkError``.
+
+::
+
+    BranchworkError
+    ├── DefinitionError          a task definition is wrong (duplicate name, bad cron, bad option)
+    ├── InvalidArgs              arguments did not validate; raised by .send() before any request
+    ├── ResultNotSerializable    a task returned something that is not JSON-able
+    ├── TransportError           the server could not be reached (after the client's retries)
+    ├── ApiError                 the server answered 4xx/5xx: .status .code .message .details
+    │   ├── BadRequest           400 (malformed JSON, NUL characters)
+    │   ├── Unauthorized         401 / 403 (missing or wrong BRANCHWORK_API_TOKEN)
+    │   ├── NotFound             404
+    │   ├── Conflict             409 (task already finished, stale lease, not an integer...)
+    │   ├── PayloadTooLarge      413 (args, result or KV value over the server's limit)
+    │   ├── ValidationError      422 (the body did not match the API schema)
+    │   └── ServerError          5xx
+    └── TaskError                outcomes seen by ``TaskRun.wait()``: .task_id .task
+        ├── TaskFailed           the task failed for good: .error_type .error_message .traceback
+        ├── TaskCancelled        the task was cancelled (also raised by ctx.raise_if_cancelled())
+        └── WaitTimeout          wait(timeout) ran out first; the task keeps running
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BranchworkError(Exception):
+    """Base of every error the client raises on purpose."""
+
+
+class DefinitionError(BranchworkError):
+    """A task definition or registry is wrong; raised at import/definition time."""
+
+
+class InvalidArgs(BranchworkError, ValueError):
+    """Arguments did not validate against the task's signature; nothing was sent."""
+
+    def __init__(self, task_name: str, errors: list[dict[str, Any]] | str) -> None:
+        self.task_name = task_name
+        self.errors = errors
+        super().__init__(f"invalid arguments for task {task_name!r}: {errors}")
+
+
+class ResultNotSerializable(BranchworkError, TypeError):
+    """The task's return value cannot be stored as JSON."""
+
+
+class TransportError(BranchworkError):
+    """The server could not be reached, or the connection broke, after the client's retries.
+
+    ``maybe_applied`` is True when the last failure happened after the request was written:
+    the server may have acted on it. Sends made through a task definition are safe to repeat
+    (they always carry an idempotency or spawn key), so this only matters for raw calls.
+    """
+
+    def __init__(self, message: str, *, maybe_applied: bool) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+
+
+class ApiError(BranchworkError):
+    """The server refused the request; its JSON error body is kept in the attributes."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        super().__init__(f"{status} {code}: {message}")
+
+
+class BadRequest(ApiError):
+    pass
+
+
+class Unauthorized(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class PayloadTooLarge(ApiError):
+    pass
+
+
+class ValidationError(ApiError):
+    pass
+
+
+class ServerError(ApiError):
+    pass
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: ValidationError,
+}
+
+
+def api_error(status: int, body: Any, text: str = "") -> ApiError:
+    """Build the right ``ApiError`` subclass from a status and the server's JSON error body."""
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
+    if isinstance(body, dict) and "code" in body:
+        return cls(status, str(body.get("code")), str(body.get("message", "")),
+                   body.get("details"))
+    return cls(status, "http_error", text[:1000] or f"HTTP {status}")
+
+
+class TaskError(BranchworkError):
+    """Base of the outcomes ``wait()`` reports as exceptions; ``task`` is the task as read."""
+
+    def __init__(self, message: str, task_id: int, task: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.task = task
+
+
+class TaskFailed(TaskError):
+    """The task failed and has no retries left. The worker's error is in the attributes."""
+
+    def __init__(self, task_id: int, task: dict[str, Any] | None = None) -> None:
+        error = (task or {}).get("error") or {}
+        self.error_type: str = error.get("type") or "Error"
+        self.error_message: str = error.get("message") or ""
+        self.traceback: str | None = error.get("traceback")
+        self.attempts: int | None = (task or {}).get("attempts")
+        super().__init__(f"task {task_id} failed: {self.error_type}: {self.error_message}",
+                         task_id, task)
+
+
+class TaskCancelled(TaskError):
+    """The task was cancelled before it finished."""
+
+    def __init__(self, task_id: int, task: dict[str, Any] | None = None,
+                 message: str | None = None) -> None:
+        super().__init__(message or f"task {task_id} was cancelled", task_id, task)
+
+
+class WaitTimeout(TaskError, TimeoutError):
+    """``wait(timeout)`` ran out before the task finished; the task itself goes on."""
+
+    def __init__(self, task_id: int, timeout: float, status: str | None,
+                 task: dict[str, Any] | None = None) -> None:
+        self.timeout = timeout
+        self.status = status
+        super().__init__(f"task {task_id} still {status} after {timeout}s", task_id, task)

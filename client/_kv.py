@@ -1,0 +1,70 @@
+"""``KV``: the server's key-value store. Values are strings (up to the server's payload limit,
+1 MiB by default; over it raises ``PayloadTooLarge``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._config import default_async_client, default_client
+from ._http import AsyncClient, Client
+
+
+class KVStore:
+    """Key-value operations; ``KV`` is the instance on the default client.
+
+    Each operation is one atomic statement on the server, so ``set_if_absent`` works as a
+    lock/once-only guard and ``increment`` as a counter under concurrency.
+    """
+
+    def __init__(self, client: Client | None = None,
+                 async_client: AsyncClient | None = None) -> None:
+        self._client = client
+        self._async_client = async_client
+
+    def _sync(self) -> Client:
+        return self._client or default_client()
+
+    def _async(self) -> AsyncClient:
+        return self._async_client or default_async_client()
+
+    def get(self, key: str, default: Any = None) -> str | Any:
+        """The value, or ``default`` when the key does not exist."""
+        value = self._sync().kv_get(key)
+        return default if value is None else value
+
+    def set(self, key: str, value: str) -> None:
+        self._sync().kv_set(key, value)
+
+    def delete(self, key: str) -> bool:
+        """True if the key existed."""
+        return self._sync().kv_delete(key)
+
+    def set_if_absent(self, key: str, value: str) -> bool:
+        """Write only if the key does not exist; True if this call wrote it."""
+        return self._sync().kv_set_if_absent(key, value)
+
+    def increment(self, key: str, by: int = 1) -> int:
+        """Atomically add ``by`` (absent counts as 0) → the new value.
+
+        Raises ``Conflict`` (code ``not_an_integer``) if the value is not an integer.
+        """
+        return self._sync().kv_increment(key, by)
+
+    async def aget(self, key: str, default: Any = None) -> str | Any:
+        value = await self._async().kv_get(key)
+        return default if value is None else value
+
+    async def aset(self, key: str, value: str) -> None:
+        await self._async().kv_set(key, value)
+
+    async def adelete(self, key: str) -> bool:
+        return await self._async().kv_delete(key)
+
+    async def aset_if_absent(self, key: str, value: str) -> bool:
+        return await self._async().kv_set_if_absent(key, value)
+
+    async def aincrement(self, key: str, by: int = 1) -> int:
+        return await self._async().kv_increment(key, by)
+
+
+KV = KVStore()
