@@ -400,3 +400,18 @@ def test_kv(api: httpx.Client) -> None:
     assert keys == ["a/b", "a/c"]
     assert api.delete("/v1/kv/a/b").json()["deleted"] is True
     assert api.get("/v1/kv/a/b").status_code == 404
+
+
+def test_exponential_backoff_cannot_overflow(api: httpx.Client, db_url: str) -> None:
+    """Past a thousand attempts (manual retries raise max_retries) the delay is capped rather
+    than overflowing float8, which would make the outcome unrecordable."""
+    tid = send(api, name="many", max_retries=1000, retry_delay_seconds=31_536_000,
+               retry_max_delay_seconds=60)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE tasks SET attempts = 1100, max_retries = 1200 WHERE id = %s",
+                     (tid,))
+    [t] = claim(api)
+    resp = api.post(f"/v1/tasks/{tid}/fail", json={"lease_token": t["lease_token"]})
+    assert resp.status_code == 200 and resp.json()["status"] == "queued"
+    delay = (datetime.fromisoformat(task(api, tid)["run_at"]) - datetime.now(UTC)).total_seconds()
+    assert 55 < delay <= 60

@@ -35,13 +35,16 @@ async def delete(conn: AsyncConnection, key: str) -> bool:
 
 
 async def increment(conn: AsyncConnection, key: str, by: int) -> int | None:
-    """Add ``by`` to an integer value (absent counts as 0); None when the value is no integer."""
+    """Add ``by`` to a 64-bit integer value (absent counts as 0); None when it is no integer.
+
+    bigint arithmetic makes an overflow a DataError (a 422), never a number JSON cannot carry.
+    """
     async with conn.cursor() as cur:
         await cur.execute(
             """INSERT INTO kv (key, value) VALUES (%(key)s, %(by)s::text)
                ON CONFLICT (key) DO UPDATE
-                 SET value = (kv.value::numeric + %(by)s)::text, updated_at = now()
-                 WHERE kv.value ~ '^-?[0-9]+$'
+                 SET value = (kv.value::bigint + %(by)s)::text, updated_at = now()
+                 WHERE kv.value ~ '^-?[0-9]{1,19}$'
                RETURNING value""",
             {"key": key, "by": by})
         row = await cur.fetchone()

@@ -26,11 +26,12 @@ TASK_COLUMNS = """id, name, queue, status, args, priority, run_at, attempts, max
     worker_id, lease_expires_at, cancel_requested, result, error, created_at, started_at,
     finished_at"""
 
-# The delay before retry number ``attempts`` under the task's stored policy.
+# The delay before retry number ``attempts`` under the task's stored policy. The exponent is
+# capped so that 1,000 retries cannot overflow float8 (which would wedge the sweep).
 BACKOFF_SQL = """LEAST(t.retry_max_delay_seconds, CASE t.retry_backoff
         WHEN 'fixed' THEN t.retry_delay_seconds
         WHEN 'linear' THEN t.retry_delay_seconds * t.attempts
-        ELSE t.retry_delay_seconds * power(2, GREATEST(t.attempts - 1, 0)) END)"""
+        ELSE t.retry_delay_seconds * power(2, LEAST(GREATEST(t.attempts - 1, 0), 60)) END)"""
 
 SEND_SQL = """
 WITH input AS MATERIALIZED (
@@ -137,7 +138,7 @@ WITH x AS (
     FROM x
     WHERE t.id = x.id AND t.lease_token = x.lease_token AND t.status = 'running'
     RETURNING t.id, t.status, t.attempts, t.worker_id, t.queue, t.error, t.run_at,
-        t.workflow_run_id
+        t.workflow_run_id, t.name, EXTRACT(EPOCH FROM now() - t.started_at) AS run_seconds
 ), ev AS (
     INSERT INTO task_events (task_id, attempt, event, status, worker_id, error)
     SELECT id, attempts, CASE WHEN status = 'queued' THEN 'retry_scheduled' ELSE status END,
@@ -146,7 +147,7 @@ WITH x AS (
 )
 SELECT x.idx, x.id, upd.id IS NOT NULL AS applied, upd.status AS new_status, upd.queue,
     CASE WHEN upd.status = 'queued' AND upd.run_at > now() THEN upd.run_at END AS wake_at,
-    upd.workflow_run_id, cur.status AS current_status,
+    upd.workflow_run_id, upd.name, upd.run_seconds, cur.status AS current_status,
     (cur.lease_token = x.lease_token) AS same_lease
 FROM x
 LEFT JOIN upd ON upd.id = x.id
@@ -344,13 +345,20 @@ async def heartbeat(pool: AsyncConnectionPool, items: Sequence[dict[str, Any]],
 async def report(pool: AsyncConnectionPool, items: Sequence[dict[str, Any]],
                  logs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Apply a batch of outcomes fenced by lease token; the answer says what each did."""
+    from . import workflow_engine, workflows  # they import this module
+
     for idx, item in enumerate(items):
         item["idx"] = idx
     async with pool.connection() as conn, conn.cursor() as cur:
         if logs:
             await cur.execute(LOGS_SQL, {"items": dumps(logs)})
+        # Workflow runs are locked before their tasks (the advancer's lock order), and
+        # advanced in this same transaction: a finished node queues its successors atomically.
+        runs = await workflows.lock_runs_of_tasks(cur, [i["id"] for i in items])
         await cur.execute(REPORT_SQL, {"items": dumps(items)})
         rows = await cur.fetchall()
+        if runs:
+            await workflow_engine.after_report(cur, rows)
         await notify(cur, ((r["queue"], r["wake_at"]) for r in rows if r["applied"]))
         return rows
 
