@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pydantic
+import pydantic_core
 from pydantic import BaseModel, ConfigDict
 
 from ._exceptions import DefinitionError, InvalidArgs
@@ -81,7 +82,7 @@ class ArgsSpec:
             raise InvalidArgs(self.task_name, str(exc)) from exc
         except pydantic.ValidationError as exc:
             raise InvalidArgs(self.task_name, _errors(exc)) from exc
-        except pydantic.PydanticSerializationError as exc:
+        except pydantic_core.PydanticSerializationError as exc:
             raise InvalidArgs(self.task_name, f"not JSON-able: {exc}") from exc
 
     def _model_data(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pydantic
 import pydantic_core
 from pydantic import BaseModel
 
@@ -337,7 +336,10 @@ class TaskDefinition(_Sender):
         if isinstance(queue, Queue):
             options = {**options, "queue": queue.name}
         elif queue is not None:
-            Queue(queue)
+            try:
+                Queue(queue)
+            except DefinitionError as exc:
+                raise InvalidArgs(self.name, str(exc)) from exc
         return ConfiguredTask(self, dict(options))
 
     def build_request(self, args: tuple[Any, ...], kwargs: Mapping[str, Any],
@@ -409,7 +411,7 @@ class TaskDefinition(_Sender):
             else:
                 data = pydantic_core.to_jsonable_python(value)
             json.dumps(data, allow_nan=False)
-        except (pydantic.PydanticSerializationError, TypeError, ValueError) as exc:
+        except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
             raise ResultNotSerializable(
                 f"task {self.name!r} returned a {type(value).__name__}, which is not "
                 f"JSON-able: {exc}") from exc
