@@ -18,6 +18,7 @@ from .errors import install_error_handlers
 from .jsonutil import JsonResponse
 from .notifier import Notifier
 from .security import GuardMiddleware
+from .services import orchestration
 from .services.rescuer import Rescuer
 from .settings import Settings, get_settings
 from .store.pool import open_pool
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     install_error_handlers(app)
+    orchestration.install(app)  # trees, workflows, cron: routes and services
     for module in (health, tasks, workers, queues, kv):
         app.include_router(module.router)
     app.include_router(studio_router)

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A worker silent this long is shown offline."
     )
     run_migrations: bool = Field(default=True, description="Apply migrations at start-up.")
+    leader_lease_seconds: float = Field(
+        default=15.0, gt=0, description="Scheduler leader lease; a dead leader is replaced "
+        "within this time."
+    )
+    scheduler_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often the leader looks for due cron schedules."
+    )
+    workflow_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often workflow timeouts and swept node tasks are "
+        "applied."
+    )
     run_services: bool = Field(
         default=True, description="Run background services (lease rescuer, scheduler)."
     )

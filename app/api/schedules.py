@@ -1,0 +1,127 @@
+"""Cron schedules over HTTP (create, list, pause, resume, remove) and the leader lease."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from fastapi import APIRouter, Path, Request
+from pydantic import Field, field_validator
+
+from ..jsonutil import StrictJsonRoute, check_size
+from ..store import leader as leader_store
+from ..store import schedules as store
+from .deps import Pool, SettingsDep
+from .schemas import Strict, TaskName
+from .workflows import TaskOptions
+
+router = APIRouter(prefix="/v1", tags=["schedules"], route_class=StrictJsonRoute)
+
+ScheduleName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/]+$")]
+
+
+def check_cron(expr: str) -> str:
+    """Five fields (minute ... weekday), or six with seconds last, as croniter reads them."""
+    if len(expr.split()) not in (5, 6) or not croniter.is_valid(expr):
+        raise ValueError(f"{expr!r} is not a valid cron expression")
+    return expr
+
+
+class ScheduleIn(Strict):
+    kind: Literal["task", "workflow"] = "task"
+    target: TaskName
+    cron: Annotated[str, Field(min_length=1, max_length=200)]
+    timezone: Annotated[str, Field(min_length=1, max_length=100)] = "UTC"
+    args: Any = None
+    options: TaskOptions = TaskOptions()
+    misfire: Literal["skip", "catch_up"] = "skip"
+    grace_seconds: Annotated[float, Field(ge=0, le=31_536_000)] = 60.0
+    paused: bool | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class NamedScheduleIn(ScheduleIn):
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/]+$")]
+
+
+class ScheduleBatchIn(Strict):
+    schedules: Annotated[list[NamedScheduleIn], Field(max_length=10_000)]
+
+
+def _spec(name: str, body: ScheduleIn, source: str, settings: Any) -> dict[str, Any]:
+    check_size(body.args, settings.max_payload_bytes, f"args of schedule {name}")
+    return {"name": name, "kind": body.kind, "target": body.target, "cron": body.cron,
+            "timezone": body.timezone, "args": body.args,
+            "options": body.options.model_dump(exclude_none=True), "misfire": body.misfire,
+            "grace_seconds": body.grace_seconds, "paused": body.paused, "source": source}
+
+
+@router.put("/schedules/{name}", summary="Create or update a schedule")
+async def put_schedule(name: ScheduleName, body: ScheduleIn, pool: Pool,
+                       settings: SettingsDep) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        return await store.upsert(conn, _spec(name, body, "api", settings))
+
+
+@router.post("/schedules/register", summary="A worker's schedules, upserted at its start")
+async def register_schedules(body: ScheduleBatchIn, pool: Pool,
+                             settings: SettingsDep) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        rows = [await store.upsert(conn, _spec(s.name, s, "worker", settings))
+                for s in body.schedules]
+    return {"schedules": rows}
+
+
+@router.get("/schedules", summary="Every schedule with its next fire time")
+async def list_schedules(pool: Pool) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        return {"schedules": await store.list_all(conn)}
+
+
+@router.get("/schedules/{name}", summary="One schedule")
+async def get_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        return await store.get(conn, name)
+
+
+@router.delete("/schedules/{name}", summary="Remove a schedule")
+async def delete_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        await store.delete(conn, name)
+    return {"name": name, "deleted": True}
+
+
+@router.post("/schedules/{name}/pause", summary="Stop firing until resumed")
+async def pause_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        return await store.set_paused(conn, name, True)
+
+
+@router.post("/schedules/{name}/resume", summary="Fire again (missed fires follow the misfire "
+             "policy)")
+async def resume_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        return await store.set_paused(conn, name, False)
+
+
+@router.get("/leader", summary="Leader leases, and whether this replica holds the scheduler's")
+async def leader(request: Request, pool: Pool) -> dict[str, Any]:
+    elector = getattr(request.app.state, "leader", None)
+    async with pool.connection() as conn:
+        leases = await leader_store.leases(conn)
+    return {"replica": elector.me if elector else None,
+            "is_leader": bool(elector and elector.is_leader), "leases": leases}

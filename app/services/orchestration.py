@@ -1,0 +1,43 @@
+"""Wires issue 4 into the app: tree, workflow and schedule routes; the workflow advancer,
+leader elector and cron scheduler as lifespan services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from ..api import schedules, trees, workflows
+from .leader import LeaderElector
+from .scheduler import Scheduler
+from .workflow_advancer import WorkflowAdvancer
+
+
+def install(app: FastAPI) -> None:
+    for module in (trees, workflows, schedules):
+        app.include_router(module.router)
+    started: list[Any] = []
+
+    async def startup(app: FastAPI) -> None:
+        settings = app.state.settings
+        pool = app.state.pool
+        elector = LeaderElector(pool, settings.leader_lease_seconds)
+        advancer = WorkflowAdvancer(pool, settings.workflow_interval_seconds)
+        scheduler = Scheduler(pool, elector, settings.scheduler_interval_seconds)
+        app.state.leader = elector
+        app.state.workflow_advancer = advancer
+        app.state.scheduler = scheduler
+        rescuer = getattr(app.state, "rescuer", None)
+        if rescuer is not None:
+            rescuer.hooks.append(advancer.on_sweep)
+        if settings.run_services:
+            for service in (elector, advancer, scheduler):
+                service.start()
+                started.append(service)
+
+    async def shutdown(app: FastAPI) -> None:
+        while started:
+            await started.pop().stop()
+
+    app.state.startup_hooks.append(startup)
+    app.state.shutdown_hooks.append(shutdown)
