@@ -60,9 +60,10 @@ def node_status(api: httpx.Client, run_id: int) -> dict[str, str]:
     return {n["node"]: n["status"] for n in run_view(api, run_id)["nodes"]}
 
 
-def directive(api: httpx.Client, task: dict[str, Any], **body: Any) -> httpx.Response:
-    return api.post(f"/v1/workflow-runs/{task['workflow_run_id']}/directives",
-                    json={"task_id": task["id"], "lease_token": task["lease_token"], **body})
+def directive(api: httpx.Client, current: dict[str, Any], **body: Any) -> httpx.Response:
+    return api.post(f"/v1/workflow-runs/{current['workflow_run_id']}/directives",
+                    json={"task_id": current["id"], "lease_token": current["lease_token"],
+                          **body})
 
 
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import httpx
 import psycopg
-
 from orchestration_helpers import (
     claim,
     claim_one,
     complete,
-    directive,
     fail,
     node_status,
     register_workflow,
