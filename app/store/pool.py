@@ -19,6 +19,8 @@ async def open_pool(conninfo: str, min_size: int, max_size: int) -> AsyncConnect
         kwargs={"row_factory": dict_row},
         open=False,
         check=AsyncConnectionPool.check_connection,
+        # A request waits this long for a connection during an outage, then gets a 503.
+        timeout=10,
     )
     await pool.open(wait=True, timeout=30)
     return pool
