@@ -1,0 +1,25 @@
+# One image for the server and the Python worker: `branchwork server` or
+# `branchwork run-worker module:registry`. Build from the repository root.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY client ./client
+COPY worker ./worker
+COPY studio ./studio
+COPY alembic ./alembic
+RUN pip install . && useradd --create-home --uid 10001 branchwork
+# Examples stay a plain folder on the path, so `examples.hello:reg` imports from /app.
+COPY examples ./examples
+
+USER branchwork
+ENV PYTHONPATH=/app
+EXPOSE 8000
+# In a container the server must listen beyond loopback; the compose file sets it too.
+ENV BRANCHWORK_HOST=0.0.0.0
+CMD ["branchwork", "server"]
