@@ -18,6 +18,7 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict
 
 from ._exceptions import DefinitionError, InvalidArgs
+from ._jsoncheck import json_problem
 
 
 class ArgsSpec:
@@ -77,13 +78,17 @@ class ArgsSpec:
                 bound = self.signature.bind(*args, **kwargs)
                 data = dict(bound.arguments)
             validated = self.model.model_validate(data)
-            return validated.model_dump(mode="json")
+            dumped = validated.model_dump(mode="json")
         except TypeError as exc:
             raise InvalidArgs(self.task_name, str(exc)) from exc
         except pydantic.ValidationError as exc:
             raise InvalidArgs(self.task_name, _errors(exc)) from exc
         except pydantic_core.PydanticSerializationError as exc:
             raise InvalidArgs(self.task_name, f"not JSON-able: {exc}") from exc
+        problem = json_problem(dumped, "args")
+        if problem:
+            raise InvalidArgs(self.task_name, problem)
+        return dumped
 
     def _model_data(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if args and kwargs or len(args) > 1:

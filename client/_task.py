@@ -5,7 +5,6 @@ from it (``load_args``, ``dump_result``, ``retry_delay``, ``call_on_error``, ``r
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 import re
@@ -25,6 +24,7 @@ from ._context import get_context
 from ._exceptions import DefinitionError, InvalidArgs, ResultNotSerializable
 from ._handle import TaskRun
 from ._http import AsyncClient, Client
+from ._jsoncheck import json_problem
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -410,12 +410,14 @@ class TaskDefinition(_Sender):
                 data = value.model_dump(mode="json")
             else:
                 data = pydantic_core.to_jsonable_python(value)
-            json.dumps(data, allow_nan=False)
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
-            raise ResultNotSerializable(
-                f"task {self.name!r} returned a {type(value).__name__}, which is not "
-                f"JSON-able: {exc}") from exc
-        return data
+            problem: str | None = str(exc)
+        else:
+            problem = json_problem(data, "result")
+            if problem is None:
+                return data
+        raise ResultNotSerializable(f"task {self.name!r} returned a {type(value).__name__}, "
+                                    f"which is not storable JSON: {problem}")
 
     def retry_delay(self, attempt: int) -> float | None:
         """Seconds before the next attempt after failed attempt ``attempt`` (1-based), when a

@@ -200,9 +200,21 @@ def test_dump_result() -> None:
     assert job.dump_result(EmailArgs(to="x", subject="y")) == {"to": "x", "subject": "y"}
     assert job.dump_result({"when": dt.date(2024, 1, 2), "n": (1, 2)}) == {
         "when": "2024-01-02", "n": [1, 2]}
-    for bad in (object(), {"x": math.nan}, [1, object()]):
+    for bad in (object(), {"x": math.nan}, [1, object()], "nul\x00", 2**64, {"k": [math.inf]}):
         with pytest.raises(ResultNotSerializable):
             job.dump_result(bad)
+
+
+def test_args_the_server_cannot_store_fail_at_send() -> None:
+    reg = Registry()
+
+    @reg.task
+    def job(x: float = 0.0, s: str = "", n: int = 0, d: dict[int, int] | None = None) -> None: ...
+
+    for bad in ({"x": math.nan}, {"s": "a\x00b"}, {"n": 2**63}):
+        with pytest.raises(InvalidArgs):
+            job.prepare(**bad)
+    assert job.prepare(d={1: 2}).body["args"]["d"] == {"1": 2}  # pydantic's JSON form
 
 
 def test_retry_delay_from_backoff() -> None:
