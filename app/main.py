@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from ..studio.routes import router as studio_router
+from ..studio.routes import install as install_studio
 from . import migrate
-from .api import health, kv, queues, tasks, workers
+from .api import health, kv, metrics, queues, tasks, workers
 from .database import resolve_database_url
 from .errors import install_error_handlers
 from .jsonutil import JsonResponse
+from .metrics import Metrics
 from .notifier import Notifier
 from .security import GuardMiddleware
 from .services import orchestration
@@ -71,11 +72,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
+    app.state.metrics = Metrics()
     install_error_handlers(app)
     orchestration.install(app)  # trees, workflows, cron: routes and services
-    for module in (health, tasks, workers, queues, kv):
+    for module in (health, tasks, workers, queues, kv, metrics):
         app.include_router(module.router)
-    app.include_router(studio_router)
+    install_studio(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

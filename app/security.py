@@ -10,7 +10,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import error_body
 from .jsonutil import contains_nul
 
-OPEN_PATHS = ("/health",)
+OPEN_PATHS = ("/health", "/", "/studio")
+# The studio guards itself (login form, signed session cookie, CSRF tokens).
+SELF_GUARDED_PREFIXES = ("/studio/",)
 
 
 def token_ok(header: str | None, token: str) -> bool:
@@ -46,7 +48,8 @@ class GuardMiddleware:
             return
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        if self.api_token and path not in OPEN_PATHS:
+        if (self.api_token and path not in OPEN_PATHS
+                and not path.startswith(SELF_GUARDED_PREFIXES)):
             auth = headers.get(b"authorization", b"").decode("latin-1")
             if not token_ok(auth, self.api_token):
                 await _send_json(send, 401, error_body(

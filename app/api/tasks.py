@@ -42,6 +42,7 @@ async def send_task(task: TaskIn, request: Request, pool: Pool, settings: Settin
                     known: KnownQueuesDep) -> dict[str, Any]:
     [out] = await send_items(pool, known, [task], settings.max_payload_bytes,
                              body_size(request))
+    request.app.state.metrics.sent([task], [out])
     return {"id": out.id, "duplicate": out.duplicate}
 
 
@@ -54,6 +55,7 @@ async def send_batch(batch: TaskBatchIn, request: Request, pool: Pool, settings:
                        f"{settings.max_batch}", {"limit": settings.max_batch})
     outs = await send_items(pool, known, batch.tasks, settings.max_payload_bytes,
                             body_size(request))
+    request.app.state.metrics.sent(batch.tasks, outs)
     return {"tasks": [{"id": o.id, "duplicate": o.duplicate} for o in outs]}
 
 

@@ -89,7 +89,7 @@ async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsD
         await worker_store.touch(conn, body.worker_id, body.queues, body.task_names)
     tasks = await store.claim(pool, **args)
     if tasks or wait <= 0:
-        return {"tasks": tasks}
+        return {"tasks": request.app.state.metrics.claimed(tasks)}
     disconnect = asyncio.create_task(_wait_disconnect(request))
     try:
         async with notifier.subscribe(body.queues) as sub:
@@ -102,7 +102,7 @@ async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsD
                     return {"tasks": []}
                 remaining = deadline - time.monotonic()
                 if tasks or remaining <= 0 or disconnect.done():
-                    return {"tasks": tasks}
+                    return {"tasks": request.app.state.metrics.claimed(tasks)}
                 waiter = asyncio.create_task(
                     sub.wait(min(remaining, settings.poll_interval_seconds)))
                 await asyncio.wait({waiter, disconnect}, return_when=asyncio.FIRST_COMPLETED)
@@ -166,6 +166,7 @@ async def apply_results(results: list[ResultIn], request: Request, pool: Any,
         if log is not None:
             logs.append({"id": item.id, "output": log})
     applied = await store.report(pool, rows, logs)
+    request.app.state.metrics.reported(applied)
     return [{"id": r["id"], "outcome": _verdict(r),
              "status": r["new_status"] or r["current_status"]} for r in applied]
 

@@ -1,0 +1,110 @@
+"""Studio pages and partials through HTTP against a real server and database."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+
+def _run(api: httpx.Client, task_id: int, outcome: str = "succeeded", **body: object) -> None:
+    claimed = api.post("/v1/claim", json={"worker_id": "w-studio", "limit": 1,
+                                          "queues": [body.pop("queue", "default")]}).json()
+    [task] = claimed["tasks"]
+    assert task["id"] == task_id
+    if outcome == "succeeded":
+        r = api.post(f"/v1/tasks/{task_id}/complete",
+                     json={"lease_token": task["lease_token"], **body})
+    else:
+        r = api.post(f"/v1/tasks/{task_id}/fail", json={"lease_token": task["lease_token"], **body})
+    assert r.status_code == 200, r.text
+
+
+def test_every_page_renders(api: httpx.Client) -> None:
+    tid = api.post("/v1/tasks", json={"name": "hello", "args": {"x": 1}}).json()["id"]
+    for path in ("/studio", "/studio/tasks", f"/studio/tasks/{tid}", f"/studio/trees/{tid}",
+                 "/studio/workers", "/studio/definitions", "/studio/kv", "/studio/schedules",
+                 "/studio/workflows", "/studio/partials/overview", "/studio/partials/tasks",
+                 f"/studio/partials/task/{tid}", f"/studio/partials/tree/{tid}",
+                 "/studio/partials/workers", "/studio/partials/schedules",
+                 "/studio/partials/workflows"):
+        r = api.get(path)
+        assert r.status_code == 200, (path, r.status_code, r.text[:500])
+        assert r.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert api.get("/").headers.get("location") in (None, "/studio")
+
+
+def test_overview_shows_queue_counts_and_chart(api: httpx.Client) -> None:
+    ids = [api.post("/v1/tasks", json={"name": "n", "queue": "mail"}).json()["id"]
+           for _ in range(3)]
+    _run(api, ids[0], queue="mail", result=1)
+    html = api.get("/studio/partials/overview").text
+    row = re.search(r'<tr data-queue="mail">(.*?)</tr>', html, re.S)
+    assert row, html
+    cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row.group(1))
+    assert cells[:4] == ["2", "0", "0", "1"]  # queued, running, failed, succeeded
+    assert "<svg" in row.group(1) and "1 succeeded" in row.group(1)
+
+
+def test_user_values_are_escaped(api: httpx.Client) -> None:
+    tid = api.post("/v1/tasks", json={"name": "xss", "args": {"html": XSS}}).json()["id"]
+    _run(api, tid, "failed", error={"type": "Boom" + XSS, "message": XSS, "traceback": XSS},
+         logs=XSS)
+    api.put("/v1/kv/key" + "x", json={"value": XSS})
+    for path in (f"/studio/tasks/{tid}", "/studio/tasks", "/studio/kv", f"/studio/trees/{tid}"):
+        html = api.get(path).text
+        assert "<script>window.__xss" not in html, path
+        assert "<img src=x" not in html, path
+        if "trees" not in path:  # the tree shows no args or errors
+            assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in html, path
+
+
+def test_task_page_shows_attempts_logs_and_error(api: httpx.Client) -> None:
+    tid = api.post("/v1/tasks", json={"name": "flaky", "max_retries": 1,
+                                      "args": {"n": 7}}).json()["id"]
+    _run(api, tid, "failed", error={"type": "ValueError", "message": "bad n",
+                                    "traceback": "Traceback (most recent call last):\n  boom"},
+         logs="first try output", retry_delay_seconds=0)
+    _run(api, tid, result={"ok": True}, logs="second try output")
+    html = api.get(f"/studio/tasks/{tid}").text
+    assert "Attempt 1" in html and "Attempt 2" in html
+    assert "w-studio" in html
+    assert "first try output" in html and "second try output" in html
+    assert "ValueError" in html and "bad n" in html
+    assert "&#34;ok&#34;: true" in html
+
+
+def test_task_list_filters_and_cursor(api: httpx.Client) -> None:
+    ids = [api.post("/v1/tasks", json={"name": f"job-{i % 2}", "queue": "q1"}).json()["id"]
+           for i in range(60)]
+    html = api.get("/studio/partials/tasks", params={"name": "job-1"}).text
+    shown = [int(x) for x in re.findall(r'id="task-row-(\d+)"', html)]
+    assert shown == [i for i in reversed(ids) if (ids.index(i) % 2) == 1]
+    full = api.get("/studio/partials/tasks").text
+    first = [int(x) for x in re.findall(r'id="task-row-(\d+)"', full)]
+    assert first == list(reversed(ids))[:50]
+    cursor = re.search(r'cursor=(\d+)', full).group(1)
+    rest = api.get("/studio/partials/tasks", params={"cursor": cursor}).text
+    second = [int(x) for x in re.findall(r'id="task-row-(\d+)"', rest)]
+    assert second == list(reversed(ids))[50:]
+    queued = api.get("/studio/partials/tasks", params={"status": "succeeded"}).text
+    assert "No tasks match." in queued
+    r = api.get("/studio/tasks", params={"q": f"#{ids[3]}"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/studio/tasks/{ids[3]}"
+    assert api.get("/studio/tasks/999999999").status_code == 404
+    assert api.get("/studio/partials/tasks", params={"status": "nope"}).status_code == 422
+    assert api.get("/studio/partials/tasks", params={"since": "yesterday"}).status_code == 422
+
+
+def test_assets_come_from_the_installed_package(api: httpx.Client) -> None:
+    htmx = api.get("/studio/static/htmx.min.js")
+    assert htmx.status_code == 200 and "htmx" in htmx.text[:200]
+    assert htmx.headers["content-type"].startswith("text/javascript")
+    sse = api.get("/studio/static/sse.js")
+    assert sse.status_code == 200 and 'defineExtension("sse"' in sse.text
+    assert api.get("/studio/static/studio.css").status_code == 200
+    assert api.get("/studio/static/..%2Fauth.py").status_code == 404
+    assert api.get("/studio/static/nothing.js").status_code == 404
