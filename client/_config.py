@@ -69,6 +69,18 @@ def configure(*, url: str | None = None, api_token: str | None = None,
         old.close()
 
 
+def _forget_after_fork() -> None:
+    """A forked child must not share the parent's pooled connections: it builds its own."""
+    global _sync, _lock
+    _lock = threading.Lock()
+    _sync = None
+    _async.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def default_client() -> Client:
     """The process-wide sync client (thread-safe), built on first use."""
     global _sync

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import branchwork
@@ -236,3 +237,15 @@ async def test_async_client_same_rule_and_mapping() -> None:
             with pytest.raises(NotFound):
                 await c.retry_task(4)
     assert (get.call_count, inc.call_count, missing.call_count) == (2, 1, 1)
+
+
+def test_forked_child_builds_its_own_default_client(default_to_mock: None) -> None:
+    from branchwork import _config
+
+    parent = _config.default_client()
+    pid = os.fork()
+    if pid == 0:  # child: the parent's pooled connections must not be reused
+        os._exit(0 if _config._sync is None and _config.default_client() is not parent else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _config.default_client() is parent
