@@ -1,0 +1,133 @@
+"""The Python worker end to end: a real server, real `branchwork run-worker` processes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import branchwork
+import pytest
+from worker_helpers import events, python_worker, send, task, wait_for, wait_status
+from workers_app import add, async_always_fails, flaky, lines, multiply
+
+
+@pytest.fixture
+def trace_dir(tmp_path):
+    return tmp_path
+
+
+@pytest.fixture
+def client(server):
+    branchwork.configure(url=server.url)
+    yield
+    branchwork.configure()
+
+
+def test_issue_example_end_to_end(server, api, client, trace_dir):
+    """Send with the client, run on a worker, read the results back through the client."""
+    runs = [add.send(2, 3), multiply.send(4, 5), add.send(a=10, b=-1)]
+    with python_worker(server.url, BW_TEST_DIR=str(trace_dir)) as proc:
+        assert runs[0].result(timeout=30) == 5
+        assert runs[1].result(timeout=30) == {"product": 20}
+        assert runs[2].result(timeout=30) == 9
+        workers = api.get("/v1/workers").json()["workers"]
+        assert len(workers) == 1 and workers[0]["online"]
+        assert "add" in workers[0]["task_names"] and "multiply" in workers[0]["task_names"]
+        assert sorted(workers[0]["queues"]) == ["ctx", "default", "math", "ordered", "tree"]
+        host, pid, rand = workers[0]["id"].rsplit("-", 2)
+        assert int(pid) == proc.pid and len(rand) == 6
+        names = {d["name"] for d in api.get("/v1/task-definitions").json()["definitions"]}
+        assert {"add", "multiply", "flaky", "stubborn"} <= names
+    for run in runs:
+        row = task(api, run.id)
+        assert row["attempts"] == 1
+        assert events(row) == ["claimed", "succeeded"]
+
+
+def _at(row: dict, event: str, nth: int = 0) -> datetime:
+    stamps = [e["at"] for e in row["history"] if e["event"] == event]
+    return datetime.fromisoformat(stamps[nth])
+
+
+def test_retries_honour_backoff_and_call_on_error_once_per_failure(server, api, client,
+                                                                   trace_dir):
+    flaky_id = flaky.send(3).id  # the client sends the definition's max_retries=2
+    failing_id = async_always_fails.send().id
+    with python_worker(server.url, BW_TEST_DIR=str(trace_dir)):
+        done = wait_status(api, flaky_id)
+        failed = wait_status(api, failing_id)
+    assert done["status"] == "succeeded" and done["result"] == "ok on attempt 3"
+    assert events(done) == ["claimed", "retry_scheduled", "claimed", "retry_scheduled",
+                            "claimed", "succeeded"]
+    # retry_backoff=lambda n: 1.0 * n: at least 1 s, then 2 s between the attempts.
+    assert (_at(done, "claimed", 1) - _at(done, "retry_scheduled", 0)).total_seconds() >= 0.95
+    assert (_at(done, "claimed", 2) - _at(done, "retry_scheduled", 1)).total_seconds() >= 1.95
+    assert done["history"][1]["error"]["type"] == "ValueError"
+    assert lines(trace_dir, f"errors-{flaky_id}") == ["1 ValueError", "2 ValueError"]
+    assert branchwork.KV.get(f"errors:{flaky_id}") == "2"
+
+    assert failed["status"] == "failed" and failed["attempts"] == 2
+    assert failed["error"]["type"] == "RuntimeError" and "always" in failed["error"]["message"]
+    assert "Traceback" in failed["error"]["traceback"]
+    assert lines(trace_dir, f"errors-{failing_id}") == ["1 RuntimeError", "2 RuntimeError"]
+    assert branchwork.KV.get(f"errors:{failing_id}") == "2"
+
+
+def test_priority_order_then_fifo(server, api, trace_dir):
+    plan = [("low-1", 1), ("high-1", 9), ("mid-1", 5), ("high-2", 9), ("low-2", 1),
+            ("mid-2", 5)]
+    for label, priority in plan:
+        send(api, "record", {"label": label}, queue="ordered", priority=priority)
+    with python_worker(server.url, "workers_app:reg", "-q", "ordered", "-c", "1", "-b", "1",
+                       BW_TEST_DIR=str(trace_dir)):
+        wait_for(lambda: len(lines(trace_dir, "order")) == len(plan), what="all records")
+    assert lines(trace_dir, "order") == ["high-1", "high-2", "mid-1", "mid-2", "low-1", "low-2"]
+
+
+def test_concurrent_async_tasks_keep_their_own_context(server, api, trace_dir):
+    ids = [send(api, "whoami", {"delay": 0.05 * (i % 7)}, queue="ctx")
+           for i in range(30)]
+    with python_worker(server.url, "workers_app:reg", "-q", "ctx", "-c", "30",
+                       BW_TEST_DIR=str(trace_dir)) as proc:
+        rows = [wait_status(api, i) for i in ids]
+    for task_id, row in zip(ids, rows, strict=True):
+        assert row["status"] == "succeeded", row
+        assert row["result"]["before"] == row["result"]["after"] == task_id
+        assert row["result"]["attempt"] == 1
+        assert row["result"]["worker"].split("-")[-2] == str(proc.pid)
+
+
+def test_tasks_sent_from_tasks_form_a_tree(server, api, trace_dir):
+    root_id = send(api, "root", {"n": 2}, queue="tree")
+    with python_worker(server.url, "workers_app:reg", "-q", "tree", BW_TEST_DIR=str(trace_dir)):
+        top = wait_status(api, root_id)
+        assert top["status"] == "succeeded", top
+        branches = [wait_status(api, i) for i in top["result"]]
+        leaves = [wait_status(api, i) for b in branches for i in b["result"]]
+    assert len(branches) == 2 and len(leaves) == 4
+    for b in branches:
+        assert b["parent_id"] == root_id and b["root_id"] == root_id and b["depth"] == 1
+    branch_ids = {b["id"] for b in branches}
+    for leaf in leaves:
+        assert leaf["parent_id"] in branch_ids and leaf["root_id"] == root_id
+        assert leaf["depth"] == 2 and leaf["status"] == "succeeded"
+    tree = api.get("/v1/tasks", params={"root_id": root_id}).json()["tasks"]
+    assert len(tree) == 7
+
+
+def test_output_is_captured_per_attempt_and_bounded(server, api, trace_dir):
+    sync_id = send(api, "noisy", {"n": 7})
+    async_id = send(api, "async_noisy", None)
+    with python_worker(server.url, "workers_app:reg", "--log-limit", "50000",
+                       BW_TEST_DIR=str(trace_dir)):
+        sync_row = wait_status(api, sync_id)
+        async_row = wait_status(api, async_id)
+    [sync_log] = sync_row["logs"]
+    assert sync_log["attempt"] == 1
+    out = sync_log["output"]
+    assert out.startswith("[earlier output truncated]")
+    assert out.rstrip().endswith("last line")
+    assert len(out) <= 50_000 + 100  # bounded by --log-limit
+    [async_log] = async_row["logs"]
+    assert "async says hi" in async_log["output"]
+    assert "INFO workers_app: async info line" in async_log["output"]
+

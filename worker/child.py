@@ -1,0 +1,87 @@
+"""A child process that runs sync tasks one at a time, so it can be killed and replaced.
+
+The worker sends ``("run", job)`` and ``("cancel", task_id)`` over a pipe and gets back
+``("ready", pid)`` once and ``("done", task_id, outcome)`` per task. A listener thread reads
+the pipe so a cancellation reaches the task's context while it runs. The child dies with
+the worker: on Linux through PR_SET_PDEATHSIG, everywhere when the pipe closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import signal
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
+    # Stopping is the worker's decision: a Ctrl-C or SIGTERM sent to the whole process group
+    # must not kill a task the worker means to let finish within its grace period.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+    from branchwork._context import TaskContext
+
+    from . import capture
+    from .attempt import run_sync
+    from .loading import load_registry
+
+    capture.install()
+    registry = load_registry(spec)
+    jobs: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    cancelled: set[int] = set()
+    current: dict[str, TaskContext | None] = {"ctx": None}
+    lock = threading.Lock()
+
+    def listen() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                os._exit(0)  # the worker is gone
+            if message[0] == "run":
+                jobs.put(message[1])
+            elif message[0] == "cancel":
+                with lock:
+                    cancelled.add(message[1])
+                    ctx = current["ctx"]
+                    if ctx is not None and ctx.task_id == message[1]:
+                        ctx.cancel_requested.set()
+
+    threading.Thread(target=listen, daemon=True, name="branchwork-child-listener").start()
+    conn.send(("ready", os.getpid()))
+    while True:
+        job = jobs.get()
+        ctx = TaskContext.from_claim(job["task"], job["worker_id"])
+        with lock:
+            current["ctx"] = ctx
+            if ctx.task_id in cancelled:
+                ctx.cancel_requested.set()
+        definition = registry.tasks.get(ctx.task_name)
+        buffer = capture.OutputBuffer(job["log_limit"])
+        outcome = run_sync(definition, ctx, job["task"].get("args"), buffer)
+        with lock:
+            current["ctx"] = None
+            cancelled.discard(ctx.task_id)
+        try:
+            conn.send(("done", ctx.task_id, outcome))
+        except Exception as exc:  # e.g. a result pickle could not carry
+            conn.send(("done", ctx.task_id, {
+                "outcome": "failed", "logs": outcome.get("logs"),
+                "error": {"type": type(exc).__name__, "message": str(exc), "traceback": None}}))

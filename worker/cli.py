@@ -1,0 +1,83 @@
+"""``branchwork run-worker module:registry``: options and the entry point."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .loading import SpecError, load_registry
+from .runtime import WorkerOptions, run
+
+log = logging.getLogger("branchwork.worker")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number of seconds >= 0")
+    return value
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("registry", metavar="module:registry",
+                        help="where the Registry is, e.g. myapp.tasks:registry")
+    parser.add_argument("-q", "--queue", dest="queues", action="append", metavar="QUEUE",
+                        help="queue name or glob pattern (e.g. 'reports.*'); repeatable; "
+                             "default: the queues of the registry's tasks")
+    parser.add_argument("-c", "--concurrency", type=_positive_int, default=10,
+                        help="most tasks running at once in this worker (default 10)")
+    parser.add_argument("--processes", type=_positive_int, default=None,
+                        help="child processes for sync tasks with process isolation "
+                             "(default: --concurrency; started on demand)")
+    parser.add_argument("-b", "--batch-size", type=_positive_int, default=100,
+                        help="most tasks leased per claim request (default 100, max 1000)")
+    parser.add_argument("--isolation", choices=("process", "thread"), default="process",
+                        help="where sync tasks run: child processes that can be killed on "
+                             "timeout/cancel (default), or threads of the worker process")
+    parser.add_argument("--grace-period", type=_seconds, default=30.0, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, how long running tasks may take to finish "
+                             "before they are released to the queue (default 30)")
+    parser.add_argument("--cancel-grace", type=_seconds, default=5.0, metavar="SECONDS",
+                        help="how long a sync task may ignore a cancellation before it is "
+                             "killed (default 5)")
+    parser.add_argument("--wait-seconds", type=_seconds, default=10.0,
+                        help="long-poll wait of a claim (default 10; the server caps it)")
+    parser.add_argument("--log-limit", type=_positive_int, default=65_536,
+                        help="captured output kept per attempt, in characters (default 65536)")
+    parser.add_argument("--url", default=None,
+                        help="server URL (default $BRANCHWORK_URL or http://127.0.0.1:8000)")
+
+
+def options_from_args(args: argparse.Namespace) -> WorkerOptions:
+    url = args.url or os.environ.get("BRANCHWORK_URL") or "http://127.0.0.1:8000"
+    return WorkerOptions(
+        spec=args.registry, url=url.rstrip("/"), queues=args.queues,
+        concurrency=args.concurrency, processes=args.processes,
+        batch_size=min(args.batch_size, 1000), isolation=args.isolation,
+        grace_seconds=args.grace_period, cancel_grace_seconds=args.cancel_grace,
+        wait_seconds=args.wait_seconds, log_limit=args.log_limit)
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    # Tasks that send tasks, and child processes, talk to the same server as the worker.
+    os.environ["BRANCHWORK_URL"] = options.url
+    try:
+        registry = load_registry(options.spec)
+    except SpecError as exc:
+        print(f"branchwork run-worker: {exc}", file=sys.stderr)
+        return 2
+    if not registry.tasks:
+        print(f"branchwork run-worker: {options.spec} defines no tasks", file=sys.stderr)
+        return 2
+    return run(registry, options)

@@ -1,0 +1,164 @@
+"""Child processes for sync tasks: started on demand, reused, killed and replaced at will.
+
+Why processes: a sync task that ignores its timeout or a cancellation can only be stopped
+for sure by killing what runs it, and a thread cannot be killed. A task holding the GIL in C
+code also cannot slow the worker's event loop from another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .child import child_main
+
+log = logging.getLogger("branchwork.worker")
+
+
+class ChildDied(Exception):
+    """The child running the task exited (killed on purpose, or crashed)."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        super().__init__(f"the process running the task exited (exit code {exitcode})")
+        self.exitcode = exitcode
+
+
+class Child:
+    def __init__(self, process: Any, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.result: asyncio.Future[dict[str, Any]] | None = None
+        self.task_id: int | None = None
+        self.dead = False
+
+
+class ProcessPool:
+    def __init__(self, spec: str, size: int) -> None:
+        self.spec = spec
+        self.size = size
+        self._ctx = multiprocessing.get_context("spawn")
+        self._children: list[Child] = []
+        self._idle: deque[Child] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._loop = asyncio.get_running_loop()
+
+    def _spawn(self) -> Child:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=child_main, args=(self.spec, child_conn, os.getpid()),
+                                    name="branchwork-task-process")
+        process.start()
+        child_conn.close()
+        child = Child(process, parent_conn)
+        self._children.append(child)
+        self._loop.add_reader(parent_conn.fileno(), self._readable, child)
+        self._loop.add_reader(process.sentinel, self._exited, child)
+        return child
+
+    def warm(self, n: int = 1) -> None:
+        """Start children ahead of the first sync task, so it does not wait for an import."""
+        for _ in range(max(0, min(n, self.size) - len(self._children))):
+            self._idle.append(self._spawn())
+
+    def _readable(self, child: Child) -> None:
+        try:
+            while child.conn.poll():
+                message = child.conn.recv()
+                if message[0] == "ready" and not child.ready.done():
+                    child.ready.set_result(None)
+                elif message[0] == "done" and child.result and not child.result.done():
+                    child.result.set_result(message[2])
+        except (EOFError, OSError):
+            self._exited(child)
+
+    def _exited(self, child: Child) -> None:
+        if child.dead:
+            return
+        child.dead = True
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(child.conn.fileno())
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(child.process.sentinel)
+        child.process.join(0.5)
+        error = ChildDied(child.process.exitcode)
+        if not child.ready.done():
+            child.ready.set_exception(error)
+            child.ready.exception()  # retrieved: nobody may be waiting on it
+        if child.result and not child.result.done():
+            child.result.set_exception(error)
+        with contextlib.suppress(ValueError):
+            self._children.remove(child)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(child)
+        with contextlib.suppress(OSError):
+            child.conn.close()
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def acquire(self) -> Child:
+        """A started, idle child; waits when all ``size`` are busy."""
+        while True:
+            while self._idle:
+                child = self._idle.popleft()
+                if not child.dead:
+                    try:
+                        await child.ready
+                    except ChildDied:
+                        continue
+                    return child
+            if len(self._children) < self.size:
+                child = self._spawn()
+                try:
+                    await child.ready
+                except ChildDied as exc:
+                    log.error("a task process failed to start (%s); is the registry "
+                              "importable in a fresh interpreter?", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                return child
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def put_back(self, child: Child) -> None:
+        child.task_id = None
+        child.result = None
+        if not child.dead:
+            self._idle.append(child)
+            self._wake_one()
+
+    async def run(self, child: Child, job: dict[str, Any]) -> dict[str, Any]:
+        child.task_id = job["task"]["id"]
+        child.result = self._loop.create_future()
+        child.conn.send(("run", job))
+        return await child.result
+
+    def cancel(self, child: Child, task_id: int) -> None:
+        if not child.dead and child.task_id == task_id:
+            with contextlib.suppress(OSError):
+                child.conn.send(("cancel", task_id))
+
+    def kill(self, child: Child) -> None:
+        if not child.dead:
+            with contextlib.suppress(ProcessLookupError, AttributeError):
+                child.process.kill()
+            self._exited(child)
+
+    def close(self) -> None:
+        for child in list(self._children):
+            self.kill(child)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.cancel()

@@ -1,0 +1,382 @@
+"""The worker: claims tasks in batches, runs them, reports outcomes, stops gracefully.
+
+Parts, one job each (see docs/worker.md for the picture):
+
+- producer (here): long-polls ``/v1/claim`` for up to ``batch_size`` tasks whenever slots
+  are free; async tasks run on this event loop, sync tasks in child processes
+  (``procpool``) or, with ``isolation="thread"``, in a thread pool;
+- lease keeper (``leases`` + ``heartbeat``): a separate process heartbeats every held lease
+  and tells us about cancellations and lost leases;
+- completer (``completer``): batches outcomes into ``/v1/tasks/report``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from branchwork import AsyncClient, TaskContext, task_context
+from branchwork._exceptions import BranchworkError
+
+from . import capture
+from .attempt import cancelled, error_info, failed, is_async, run_async, run_sync, timeout_error
+from .completer import Completer
+from .leases import LeaseKeeper
+from .procpool import Child, ChildDied, ProcessPool
+
+log = logging.getLogger("branchwork.worker")
+
+
+def make_worker_id() -> str:
+    """hostname-pid-random: readable in the studio, unique across restarts and hosts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class WorkerOptions:
+    spec: str
+    url: str
+    queues: list[str] | None = None
+    concurrency: int = 10
+    processes: int | None = None  # sync tasks at once in process isolation; default concurrency
+    batch_size: int = 100
+    isolation: Literal["process", "thread"] = "process"
+    grace_seconds: float = 30.0
+    cancel_grace_seconds: float = 5.0
+    wait_seconds: float = 10.0
+    log_limit: int = capture.DEFAULT_LIMIT
+    report_batch: int = 500
+    report_interval: float = 0.005
+
+
+@dataclass(eq=False)
+class Running:
+    """One attempt held by this worker, from claim to report (or release)."""
+
+    task: dict[str, Any]
+    definition: Any
+    ctx: TaskContext
+    deadline: float | None
+    buffer: capture.OutputBuffer
+    handle: asyncio.Task[None] | None = None
+    child: Child | None = None
+    lost: bool = False
+    releasing: bool = False
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+
+class UnknownTask(Exception):
+    """The claimed task's name is not in this worker's registry."""
+
+
+class Worker:
+    def __init__(self, registry: Any, options: WorkerOptions) -> None:
+        self.registry = registry
+        self.options = options
+        self.worker_id = make_worker_id()
+        self.definitions: dict[str, Any] = dict(registry.tasks)
+        self.queues = options.queues or sorted({d.queue.name for d in self.definitions.values()})
+        self.running: dict[int, Running] = {}
+        self.handles: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        self.has_sync = any(not is_async(d) for d in self.definitions.values())
+        self.started_at: float | None = None
+        self.claimed = 0
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        capture.install()
+        self.stop_requested = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        self.client = AsyncClient(url=self.options.url)
+        if not await self._register():
+            await self.client.aclose()
+            return 0
+        self.slot_freed = asyncio.Event()
+        self.leases = LeaseKeeper(self.options.url, self.worker_id, on_cancel=self._on_cancel,
+                                  on_lost=self._on_lost)
+        await self.leases.start()
+        self.completer = Completer(self.client, self.worker_id, on_reported=self.leases.remove,
+                                   max_batch=self.options.report_batch,
+                                   interval=self.options.report_interval)
+        self.completer.start()
+        self.pool: ProcessPool | None = None
+        self.threads: ThreadPoolExecutor | None = None
+        if self.has_sync and self.options.isolation == "process":
+            self.pool = ProcessPool(self.options.spec,
+                                    self.options.processes or self.options.concurrency)
+            self.pool.warm(1)
+        elif self.has_sync:
+            self.threads = ThreadPoolExecutor(self.options.concurrency,
+                                              thread_name_prefix="branchwork-task")
+        producer = asyncio.create_task(self._produce(), name="branchwork-producer")
+        await self.stop_requested.wait()
+        await self._shutdown(producer)
+        return 0
+
+    async def _register(self) -> bool:
+        info = {"hostname": socket.gethostname(), "pid": os.getpid(), "language": "python",
+                "python": sys.version.split()[0], "registry": self.options.spec,
+                "concurrency": self.options.concurrency, "isolation": self.options.isolation,
+                "batch_size": self.options.batch_size}
+        registrations = [d.registration() for d in self.definitions.values()]
+        delay = 0.5
+        while not self.stop_requested.is_set():
+            try:
+                await self.client.register_worker(self.worker_id, queues=self.queues, info=info,
+                                                  tasks=registrations)
+                await self.registry.aapply_queue_settings(self.client)
+                break
+            except BranchworkError as exc:
+                log.warning("cannot register with %s (%s); retrying in %.0f s",
+                            self.options.url, exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self.stop_requested.wait()
+                delay = min(delay * 2, 10.0)
+        else:
+            return False
+        log.info("worker %s registered %d task(s) [%s] on queues %s (concurrency %d, %s "
+                 "isolation)", self.worker_id, len(registrations),
+                 ", ".join(sorted(self.definitions)), self.queues, self.options.concurrency,
+                 self.options.isolation)
+        return True
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stopping or self.stop_requested.is_set():
+            log.warning("%s again: exiting now; held tasks run again after their lease",
+                        sig.name)
+            self._exit_now()
+        log.info("%s: no more claims; waiting up to %.1f s for %d running task(s)", sig.name,
+                 self.options.grace_seconds, len(self.running))
+        self.stop_requested.set()
+
+    def _exit_now(self) -> None:
+        with contextlib.suppress(Exception):
+            if getattr(self, "pool", None) is not None:
+                self.pool.close()
+            if getattr(self, "leases", None) is not None:
+                self.leases.kill()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+    async def _shutdown(self, producer: asyncio.Task[None]) -> None:
+        self.stopping = True
+        producer.cancel()  # an in-flight long-poll is dropped; the server hands its tasks back
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+        if self.handles:
+            await asyncio.wait(set(self.handles), timeout=self.options.grace_seconds)
+        left = [r for r in self.running.values()]
+        for r in left:
+            r.releasing = True
+            if r.handle is not None:
+                r.handle.cancel()
+        if self.handles:
+            await asyncio.wait(set(self.handles), timeout=5)
+        if left:
+            try:
+                released = await self.client.release(self.worker_id, [
+                    {"id": r.task["id"], "lease_token": r.task["lease_token"]} for r in left])
+                log.info("released %d unfinished task(s) to the queue", len(released))
+            except BranchworkError as exc:
+                log.error("release failed (%s); the tasks run again after their lease", exc)
+            self.leases.remove(r.task["id"] for r in left)
+        if not await self.completer.close(within=30):
+            log.error("some outcomes could not be reported; those tasks run again")
+        await self.leases.stop()
+        if self.pool is not None:
+            self.pool.close()
+        if self.threads is not None:
+            self.threads.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(BranchworkError):
+            await self.client.stop_worker(self.worker_id)
+        await self.client.aclose()
+        log.info("worker %s stopped: %s", self.worker_id, self.completer.counts)
+
+    # -- producer ---------------------------------------------------------------------------
+    async def _produce(self) -> None:
+        concurrency = self.options.concurrency
+        threshold = max(1, min(self.options.batch_size, concurrency) // 2)
+        names = sorted(self.definitions)
+        delay = 0.5
+        while not self.stopping:
+            free = concurrency - len(self.running)
+            if free < threshold and self.running:
+                # Gather freed slots for a moment rather than claim one task at a time.
+                self.slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(None if free <= 0 else 0.002):
+                        await self.slot_freed.wait()
+                continue
+            try:
+                tasks = await self.client.claim(
+                    self.worker_id, queues=self.queues, task_names=names,
+                    limit=min(self.options.batch_size, free),
+                    wait_seconds=self.options.wait_seconds)
+                delay = 0.5
+            except BranchworkError as exc:
+                log.warning("claim failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if tasks:
+                if self.started_at is None:
+                    self.started_at = time.time()
+                self.claimed += len(tasks)
+                self.leases.add((t["id"], t["lease_token"]) for t in tasks)
+                for task in tasks:
+                    self._start(task)
+
+    def _start(self, task: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = task.get("timeout_seconds")
+        r = Running(task=task, definition=self.definitions.get(task["name"]),
+                    ctx=TaskContext.from_claim(task, self.worker_id),
+                    deadline=loop.time() + timeout if timeout else None,
+                    buffer=capture.OutputBuffer(self.options.log_limit))
+        self.running[task["id"]] = r
+        # A fresh context per task: contexts of concurrent tasks never mix.
+        r.handle = asyncio.create_task(self._execute(r), context=contextvars.Context())
+        self.handles.add(r.handle)
+        r.handle.add_done_callback(self.handles.discard)
+
+    # -- running one attempt ----------------------------------------------------------------
+    async def _execute(self, r: Running) -> None:
+        outcome: dict[str, Any] | None = None
+        try:
+            if r.definition is None:
+                exc = UnknownTask(f"no task named {r.ctx.task_name!r} in {self.options.spec}")
+                outcome = {"outcome": "failed", "error": error_info(exc, with_traceback=False)}
+            elif is_async(r.definition):
+                outcome = await run_async(r.definition, r.ctx, r.task.get("args"), r.buffer,
+                                          r.deadline)
+            elif self.pool is not None:
+                outcome = await self._in_process(r)
+            else:
+                outcome = await self._in_thread(r)
+        except asyncio.CancelledError:
+            if not (r.lost or r.releasing) and r.ctx.cancel_requested.is_set():
+                outcome = {**cancelled(r.ctx), "logs": r.buffer.getvalue()}
+        except Exception as exc:  # a bug of the runtime, not of the task: still report it
+            log.exception("task %s: the worker failed to run it", r.ctx.task_id)
+            outcome = {"outcome": "failed", "error": error_info(exc)}
+        finally:
+            for timer in r.timers:
+                timer.cancel()
+            self.running.pop(r.ctx.task_id, None)
+            self.slot_freed.set()
+        if outcome is not None and not (r.lost or r.releasing):
+            self.completer.add({"id": r.ctx.task_id, "lease_token": r.task["lease_token"],
+                                **outcome})
+
+    async def _on_error(self, r: Running, exc: BaseException) -> None:
+        """on_error for failures the worker sees from outside (a killed process)."""
+        with task_context(r.ctx):
+            token = capture.current_output.set(r.buffer)
+            try:
+                await r.definition.acall_on_error(exc)
+            finally:
+                capture.current_output.reset(token)
+
+    async def _in_process(self, r: Running) -> dict[str, Any] | None:
+        assert self.pool is not None
+        child = await self.pool.acquire()
+        if r.ctx.cancel_requested.is_set():
+            self.pool.put_back(child)
+            return cancelled(r.ctx)
+        r.child = child
+        job = {"task": r.task, "worker_id": self.worker_id, "log_limit": self.options.log_limit}
+        try:
+            async with asyncio.timeout_at(r.deadline):
+                outcome = await self.pool.run(child, job)
+        except TimeoutError:
+            self.pool.kill(child)  # it will not stop on its own; a fresh one replaces it
+            exc = timeout_error(r.ctx)
+            r.buffer.write(f"[the process running the attempt was killed: {exc}]\n")
+            await self._on_error(r, exc)
+            return {**failed(r.definition, r.ctx, exc), "logs": r.buffer.getvalue()}
+        except ChildDied as died:
+            if r.ctx.cancel_requested.is_set():
+                r.buffer.write("[killed: the task did not stop within the cancel grace "
+                               "period]\n")
+                return {**cancelled(r.ctx), "logs": r.buffer.getvalue()}
+            await self._on_error(r, died)
+            return {**failed(r.definition, r.ctx, died), "logs": r.buffer.getvalue()}
+        except asyncio.CancelledError:
+            self.pool.kill(child)  # lost lease or shutdown: stop the work
+            raise
+        self.pool.put_back(child)
+        return outcome
+
+    async def _in_thread(self, r: Running) -> dict[str, Any]:
+        assert self.threads is not None
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.threads, contextvars.copy_context().run, run_sync,
+                                      r.definition, r.ctx, r.task.get("args"), r.buffer)
+        try:
+            async with asyncio.timeout_at(r.deadline):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            # A thread cannot be killed: ask it to stop and stop waiting for it.
+            r.ctx.cancel_requested.set()
+            exc = timeout_error(r.ctx)
+            await self._on_error(r, exc)
+            return {**failed(r.definition, r.ctx, exc), "logs": r.buffer.getvalue()}
+
+    # -- signals from the heartbeat process -----------------------------------------------
+    def _on_cancel(self, ids: list[int]) -> None:
+        loop = asyncio.get_running_loop()
+        for task_id in ids:
+            r = self.running.get(task_id)
+            if r is None or r.ctx.cancel_requested.is_set():
+                continue
+            log.info("task %s: cancellation requested", task_id)
+            r.ctx.cancel_requested.set()
+            if r.definition is None or is_async(r.definition):
+                if r.handle is not None:
+                    r.handle.cancel()
+                continue
+            if r.child is not None and self.pool is not None:
+                self.pool.cancel(r.child, task_id)
+            r.timers.append(loop.call_later(self.options.cancel_grace_seconds,
+                                            self._force_cancel, r))
+
+    def _force_cancel(self, r: Running) -> None:
+        """The sync task ignored the request: kill its process (or stop waiting for its
+        thread); the attempt is reported as cancelled."""
+        if self.running.get(r.ctx.task_id) is not r:
+            return
+        if r.child is not None and self.pool is not None:
+            self.pool.kill(r.child)  # _in_process sees ChildDied and reports cancelled
+        elif r.handle is not None:
+            r.handle.cancel()
+
+    def _on_lost(self, ids: list[int]) -> None:
+        for task_id in ids:
+            r = self.running.get(task_id)
+            if r is None:
+                continue
+            log.warning("task %s: lease lost (expired or timed out on the server); "
+                        "stopping it without a report", task_id)
+            r.lost = True
+            if r.handle is not None:
+                r.handle.cancel()
+
+
+def run(registry: Any, options: WorkerOptions) -> int:
+    return asyncio.run(Worker(registry, options).run())
