@@ -471,14 +471,19 @@ class TaskDefinition(_Sender):
         return handler(exc) if takes_one else handler()
 
     def registration(self) -> dict[str, Any]:
-        """This definition as the server's TaskDefinitionIn (for POST /v1/workers/register)."""
+        """This definition as the server's TaskDefinitionIn (for POST /v1/workers/register).
+
+        ``defaults`` holds the send options in TaskIn field names (so a server-side sender,
+        such as a cron scheduler, can merge them into a TaskIn body), plus the informational
+        keys ``cron``, ``concurrency_limit`` and ``retry_backoff_function``.
+        """
         defaults: dict[str, Any] = {"priority": self.priority, "max_retries": self.max_retries}
         for key in ("timeout_seconds", "retry_backoff", "retry_delay_seconds",
                     "retry_max_delay_seconds", "cron"):
             if getattr(self, key) is not None:
                 defaults[key] = getattr(self, key)
         if self.retry_backoff_fn is not None:
-            defaults["retry_backoff"] = "function"
+            defaults["retry_backoff_function"] = True
         if self.queue.concurrency_limit is not None:
             defaults["concurrency_limit"] = self.queue.concurrency_limit
         return {"name": self.name, "queue": self.queue.name, "defaults": defaults,

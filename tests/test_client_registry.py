@@ -230,6 +230,9 @@ def test_retry_delay_from_backoff() -> None:
     def negative() -> None: ...
 
     assert [fn_backoff.retry_delay(a) for a in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    defaults = fn_backoff.registration()["defaults"]
+    assert defaults["retry_backoff_function"] is True and "retry_backoff" not in defaults
+    assert fixed.registration()["defaults"]["retry_backoff"] == "fixed"
     assert fixed.retry_delay(1) is None  # the server applies the stored fixed policy
     assert (fixed.retry_backoff, fixed.retry_delay_seconds) == ("fixed", 7.0)
     assert fixed.prepare().body["retry_delay_seconds"] == 7.0
