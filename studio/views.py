@@ -38,8 +38,7 @@ async def overview(pool: AsyncConnectionPool, cache: VersionCache,
                 "totals": {status: sum(q[status] for q in stats)
                            for status in ("queued", "running", "succeeded", "failed",
                                           "cancelled")}}
-    # Aggregates scan the task table: reuse them for at least a second under constant change.
-    return await cache.get(("overview",), load, min_age=1.0)
+    return await cache.get(("overview",), load)
 
 
 async def task_list(pool: AsyncConnectionPool, cache: VersionCache, *, status: str | None,

@@ -1,0 +1,167 @@
+"""The studio in a real browser: Debian's Chromium driven by Playwright, against a real server.
+
+Each test opens pages, drives the task life cycle through the HTTP API, and checks what a
+user sees change without reloading. Console errors fail the test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(os.environ.get("BRANCHWORK_SCREENSHOTS", "/tmp/branchwork-studio-shots"))
+XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium at /usr/bin")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page plus the console errors and page errors it collected."""
+
+    def __init__(self, browser: object, base: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1360, "height": 900})
+        self.page = self.context.new_page()
+        self.base = base
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
+                     else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, path: str, live: bool = True) -> object:
+        self.page.goto(self.base + path)
+        if live:
+            self.page.wait_for_selector("body[data-live-state=open]", timeout=10_000)
+        return self.page
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser: object, server: object) -> Iterator[Page]:
+    page = Page(browser, server.url)
+    yield page
+    errors = list(page.errors)
+    page.close()
+    assert errors == [], errors
+
+
+def claim(api: httpx.Client, queue: str = "default") -> dict:
+    [task] = api.post("/v1/claim", json={"worker_id": "w-browser", "queues": [queue],
+                                         "limit": 1}).json()["tasks"]
+    return task
+
+
+def complete(api: httpx.Client, task: dict, result: object = None) -> None:
+    r = api.post(f"/v1/tasks/{task['id']}/complete",
+                 json={"lease_token": task["lease_token"], "result": result})
+    assert r.status_code == 200, r.text
+
+
+def test_pages_load_without_console_errors(tab: Page, api: httpx.Client) -> None:
+    tid = api.post("/v1/tasks", json={"name": "hello", "args": {"x": 1}}).json()["id"]
+    for path in ("/studio", "/studio/tasks", f"/studio/tasks/{tid}", f"/studio/trees/{tid}",
+                 "/studio/workers", "/studio/definitions", "/studio/kv", "/studio/schedules",
+                 "/studio/workflows"):
+        tab.open(path)
+        assert tab.page.locator("h1").first.is_visible()
+    tab.open("/studio")
+    tab.shot("overview")
+
+
+def test_task_sent_after_open_appears_and_succeeds_live(tab: Page, api: httpx.Client) -> None:
+    page = tab.open("/studio/tasks")
+    tid = api.post("/v1/tasks", json={"name": "live-one", "args": {"n": 1}}).json()["id"]
+    row = page.locator(f"#task-row-{tid}")
+    row.wait_for(timeout=10_000)
+    assert row.get_attribute("data-status") == "queued"
+    task = claim(api)
+    playwright_api.expect(row.locator(".badge")).to_have_text("running", timeout=10_000)
+    complete(api, task, {"ok": True})
+    playwright_api.expect(page.locator(f"#task-row-{tid} .badge")).to_have_text(
+        "succeeded", timeout=10_000)
+    # The overview counts move too, on another page, without reload.
+    page2 = tab.open("/studio")
+    before = page2.locator(".stat.s-succeeded .stat-value").inner_text()
+    t2 = api.post("/v1/tasks", json={"name": "live-two"}).json()["id"]
+    complete(api, claim(api))
+    playwright_api.expect(page2.locator(".stat.s-succeeded .stat-value")).not_to_have_text(
+        before, timeout=10_000)
+    assert t2 > tid
+    tab.shot("tasks")
+
+
+def test_growing_tree_shows_new_nodes_live(tab: Page, api: httpx.Client) -> None:
+    root = api.post("/v1/tasks", json={"name": "root"}).json()["id"]
+    page = tab.open(f"/studio/trees/{root}")
+    kids = [api.post("/v1/tasks", json={"name": f"child-{i}", "parent_id": root}).json()["id"]
+            for i in range(3)]
+    for k in kids:
+        page.locator(f"#node-{k}").wait_for(timeout=10_000)
+    grandchild = api.post("/v1/tasks", json={"name": "grandchild",
+                                             "parent_id": kids[0]}).json()["id"]
+    playwright_api.expect(page.locator(f"#node-{kids[0]} .node-row").first).to_contain_text(
+        "1 child", timeout=10_000)
+    page.locator(f"#node-{kids[0]} > .node-row .twisty").click()
+    page.locator(f"#node-{grandchild}").wait_for(timeout=10_000)
+    playwright_api.expect(page.locator("#tree-total")).to_contain_text("5 tasks")
+    tab.shot("tree")
+
+
+def test_cancel_and_retry_buttons(tab: Page, api: httpx.Client) -> None:
+    tid = api.post("/v1/tasks", json={"name": "victim"}).json()["id"]
+    page = tab.open(f"/studio/tasks/{tid}")
+    page.locator("#cancel-button").click()
+    playwright_api.expect(page.locator("#task-status .badge")).to_have_text("cancelled",
+                                                                            timeout=10_000)
+    assert api.get(f"/v1/tasks/{tid}").json()["status"] == "cancelled"
+    page.locator("#retry-button").click()
+    playwright_api.expect(page.locator("#task-status .badge")).to_have_text("queued",
+                                                                            timeout=10_000)
+    assert api.get(f"/v1/tasks/{tid}").json()["status"] == "queued"
+    complete(api, claim(api), "done")
+    playwright_api.expect(page.locator("#task-status .badge")).to_have_text("succeeded",
+                                                                            timeout=10_000)
+
+
+def test_xss_payloads_render_as_text(tab: Page, api: httpx.Client) -> None:
+    tid = api.post("/v1/tasks", json={"name": "xss", "args": {"html": XSS}}).json()["id"]
+    task = claim(api)
+    r = api.post(f"/v1/tasks/{tid}/fail", json={
+        "lease_token": task["lease_token"], "logs": XSS,
+        "error": {"type": "Boom", "message": XSS, "traceback": XSS}})
+    assert r.status_code == 200, r.text
+    t2 = api.post("/v1/tasks", json={"name": "xss-result"}).json()["id"]
+    complete(api, claim(api), {"html": XSS})
+    api.put("/v1/kv/xss-key", json={"value": XSS})
+    for path, selector in ((f"/studio/tasks/{tid}", "#task-args"),
+                           (f"/studio/tasks/{tid}", "#task-error"),
+                           (f"/studio/tasks/{t2}", "#task-result"),
+                           ("/studio/kv", "#kv")):
+        page = tab.open(path)
+        assert "<script>window.__xss=1</script>" in page.locator(selector).inner_text()
+        assert page.evaluate("typeof window.__xss") == "undefined"
+    tab.shot("kv")
+    page = tab.open(f"/studio/tasks/{tid}")
+    tab.shot("task")
