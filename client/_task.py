@@ -326,7 +326,11 @@ class TaskDefinition(_Sender):
     def with_config(self, **options: Any) -> ConfiguredTask:
         """A copy that sends with other options: queue, priority, max_retries,
         timeout_seconds, idempotency_key, delay (seconds or timedelta) or run_at, spawn_key,
-        parent_id. Checked here; a bad option raises ``InvalidArgs``."""
+        parent_id. ``None`` leaves an option as it was, except ``parent_id=None`` (no parent).
+        Checked here; a bad option raises ``InvalidArgs``."""
+        # None means "not given" (keep the definition's value), except parent_id=None: that
+        # sends a detached task from inside a task (no parent, no default spawn key).
+        options = {k: v for k, v in options.items() if v is not None or k == "parent_id"}
         unknown = set(options) - SEND_OPTIONS
         if unknown:
             raise InvalidArgs(self.name, f"unknown send options {sorted(unknown)}; "

@@ -282,6 +282,10 @@ def test_send_inside_task_records_parent_and_spawn_keys(bw: str, api: httpx.Clie
         (parent.id, parent.id, None)}
     outside = add.send(9)  # no context: no parent
     assert api.get(f"/v1/tasks/{outside.id}").json()["parent_id"] is None
+    with task_context(TaskContext.from_claim(claimed, worker_id="w")):
+        detached = add.with_config(parent_id=None).send(7)
+    task = api.get(f"/v1/tasks/{detached.id}").json()
+    assert (task["parent_id"], task["spawn_key"]) == (None, None)
 
 
 def test_queue_limit_written_on_first_send(bw: str, api: httpx.Client) -> None:

@@ -181,6 +181,8 @@ def test_with_config_validates_and_builds_body() -> None:
     body = configured.prepare(1).body
     assert body == {"name": "job", "args": {"x": 1}, "queue": "urgent", "priority": 10,
                     "max_retries": 2, "delay_seconds": 120.0, "idempotency_key": "k-1"}
+    kept = job.with_config(max_retries=None, priority=None, queue=None).prepare(1).body
+    assert (kept["max_retries"], kept["priority"], kept["queue"]) == (2, 3, "q")
     when = dt.datetime(2030, 1, 1, 12, 0)
     assert job.with_config(run_at=when).prepare(1).body["run_at"] == "2030-01-01T12:00:00+00:00"
     for bad in ({"priority": 99}, {"colour": "red"}, {"delay": -1},
