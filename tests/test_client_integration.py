@@ -31,6 +31,7 @@ from branchwork import (
     task_context,
 )
 from pydantic import BaseModel
+from servers import free_port, process_server
 
 
 class EmailArgs(BaseModel):
@@ -300,6 +301,12 @@ def test_queue_limit_written_on_first_send(bw: str, api: httpx.Client) -> None:
     assert queues["limited"]["concurrency_limit"] == 1
     assert len(_claim(api, "limited")) == 1  # the limit holds
 
+    api.put("/v1/queues/limited", json={"concurrency_limit": 5})
+    with Client(bw) as client:
+        local.apply_queue_settings(client)  # what the worker does when it registers
+    queues = {q["name"]: q for q in api.get("/v1/queues").json()["queues"]}
+    assert queues["limited"]["concurrency_limit"] == 1
+
 
 def test_worker_protocol_through_client(server: Any, api: httpx.Client) -> None:
     with Client(server.url) as client:
@@ -322,6 +329,42 @@ def test_worker_protocol_through_client(server: Any, api: httpx.Client) -> None:
                                        "outcome": "succeeded", "result": 2}])
         assert again[0]["outcome"] == "already_recorded"
         assert TaskRun(task["id"], client=client).result(timeout=5) == 2
+
+
+def test_calls_wait_out_a_server_restart(db_url: str) -> None:
+    port = free_port()
+    branchwork.configure(retries=30, backoff=0.1, max_backoff=0.5)
+    stop = threading.Event()
+    up = threading.Event()
+
+    def restart() -> None:
+        time.sleep(0.5)
+        with process_server(db_url, port=port):
+            up.set()
+            stop.wait(60)
+
+    try:
+        with process_server(db_url, port=port) as (_, url):
+            branchwork.configure(url=url, retries=30, backoff=0.1, max_backoff=0.5)
+            run = add.send(1)
+            KV.set("k", "before")
+        # Server down: both calls below hit "connection refused" until it is back.
+        thread = threading.Thread(target=restart)
+        thread.start()
+        try:
+            assert run.refresh().status == "queued"
+            again = add.send(2)
+            assert KV.get("k") == "before"
+            assert up.is_set()
+            with httpx.Client(base_url=url) as api:
+                tasks = api.get("/v1/tasks").json()["tasks"]
+            assert sorted(t["args"]["a"] for t in tasks) == [1, 2]  # no loss, no double
+            assert again.id != run.id
+        finally:
+            stop.set()
+            thread.join()
+    finally:
+        branchwork.configure()
 
 
 def test_token_and_unreachable_server(make_server: Callable[..., Any]) -> None:
