@@ -3,7 +3,7 @@ gauges read from the database at scrape time (queue depth, workers online).
 
 Counters are per server process, as Prometheus expects: with several replicas, ``sum`` over
 instances. Label sets are capped (``MAX_SERIES``) so that a sender inventing task names
-cannot grow the process without bound; the overflow is counted under ``name="__other__"``.
+cannot grow the process without bound; the overflow is counted under ``queue="__other__",name="__other__"``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Metrics:
         if key in self._series:
             return key
         if len(self._series) >= MAX_SERIES:
-            return (queue, OTHER) if (queue, OTHER) in self._series else (OTHER, OTHER)
+            return (OTHER, OTHER)
         self._series.add(key)
         return key
 

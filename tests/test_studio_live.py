@@ -1,0 +1,85 @@
+"""Live updates: the SSE signal stream, and one database load however many pages are open."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+
+def read_events(lines: Iterator[str], want: int, deadline: float) -> list[tuple[str, dict]]:
+    """Parse SSE frames from a stream's lines until ``want`` events or the deadline."""
+    events: list[tuple[str, dict]] = []
+    name, data = "message", ""
+    for line in lines:
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif line == "" and data:
+            events.append((name, json.loads(data)))
+            name, data = "message", ""
+            if len(events) >= want:
+                break
+        if time.monotonic() > deadline:
+            break
+    return events
+
+
+def test_events_stream_signals_what_changed(server, api: httpx.Client) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client, \
+            client.stream("GET", "/studio/events") as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        lines = resp.iter_lines()
+        assert next(lines) == "retry: 2000"
+        got: list[tuple[str, dict]] = []
+        result: dict[str, int] = {}
+
+        def send_later() -> None:
+            time.sleep(0.8)
+            result["id"] = api.post("/v1/tasks", json={"name": "ping"}).json()["id"]
+
+        sender = threading.Thread(target=send_later)
+        sender.start()
+        got = read_events(lines, 2, time.monotonic() + 8)
+        sender.join()
+    assert got[0][0] == "ready"
+    name, data = got[1]
+    assert name == "change"
+    tid = result["id"]
+    assert {"tasks", f"task:{tid}", f"root:{tid}"} <= set(data["topics"])
+
+
+def test_many_open_pages_do_not_multiply_database_load(server, api: httpx.Client) -> None:
+    """30 pages open on the stream and refetching the same partial share one query."""
+    pool = server.app.state.pool
+    api.post("/v1/tasks", json={"name": "warm"})
+    clients = [httpx.Client(base_url=server.url, timeout=10) for _ in range(30)]
+    streams = [c.stream("GET", "/studio/events") for c in clients]
+    try:
+        responses = [s.__enter__() for s in streams]
+        lines = [r.iter_lines() for r in responses]
+        for it in lines:
+            assert next(it) == "retry: 2000"
+            assert next(it) == ""
+            assert next(it) == "event: ready"  # subscribed
+        time.sleep(1.2)  # let the observer see the warm-up send
+        before = pool.get_stats()["requests_num"]
+        started = time.monotonic()
+        with ThreadPoolExecutor(30) as ex:
+            pages = list(ex.map(lambda c: c.get("/studio/partials/overview"), clients))
+        assert all(p.status_code == 200 for p in pages)
+        elapsed = time.monotonic() - started
+        used = pool.get_stats()["requests_num"] - before
+        # One overview query, plus the observer's own polls (2 a second) while we waited.
+        assert used <= 3 + 2 * (elapsed + 1), (used, elapsed)
+        assert server.app.state.studio.observer.subscribers == 30
+    finally:
+        for s in streams:
+            s.__exit__(None, None, None)
+        for c in clients:
+            c.close()
