@@ -9,7 +9,6 @@ signature. ``*args``/``**kwargs`` are refused: they have no stable JSON form.
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,14 +25,18 @@ class ArgsSpec:
 
     def __init__(self, fn: Callable[..., Any], task_name: str) -> None:
         self.task_name = task_name
-        self.signature = inspect.signature(fn)
         try:
-            hints = typing.get_type_hints(fn)
+            # eval_str resolves ``from __future__ import annotations`` strings; it also
+            # handles functools.partial and callable objects, unlike get_type_hints.
+            self.signature = inspect.signature(fn, eval_str=True)
         except Exception as exc:  # unresolvable string annotation
+            where = getattr(fn, "__qualname__", repr(fn))
             raise DefinitionError(
-                f"task {task_name!r}: cannot resolve the annotations of {fn.__qualname__} "
+                f"task {task_name!r}: cannot resolve the annotations of {where} "
                 f"({exc}); define the types at module level") from exc
         params = list(self.signature.parameters.values())
+        hints = {p.name: p.annotation for p in params
+                 if p.annotation is not inspect.Parameter.empty}
         for p in params:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise DefinitionError(f"task {task_name!r}: *args/**kwargs cannot be sent as "

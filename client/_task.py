@@ -254,10 +254,13 @@ class TaskDefinition(_Sender):
                  on_error: Callable[..., Any] | None = None, cron: str | None = None) -> None:
         self.fn = fn
         self.registry = registry
-        self.name = name or fn.__name__
+        if not callable(fn):
+            raise DefinitionError(f"a task must be a function, not {type(fn).__name__}")
+        self.name = name or getattr(fn, "__name__", "")
         if not isinstance(self.name, str) or not TASK_NAME.match(self.name) \
                 or len(self.name) > 200:
-            raise DefinitionError(f"invalid task name {self.name!r}")
+            hint = "" if self.name else "; give it one with name="
+            raise DefinitionError(f"invalid task name {self.name!r}{hint}")
         self.queue = queue if isinstance(queue, Queue) else Queue(queue)
         check_options({"priority": priority, "max_retries": max_retries,
                        "timeout_seconds": timeout_seconds}, DefinitionError)

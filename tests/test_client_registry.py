@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import math
 
 import pytest
@@ -141,6 +142,26 @@ def test_var_args_refused() -> None:
 
     with pytest.raises(DefinitionError, match=r"\*args"):
         Registry().task(gather)
+
+
+def test_partials_and_callable_objects() -> None:
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    class Shout:
+        def __call__(self, text: str) -> str:
+            return text.upper()
+
+    reg = Registry()
+    with pytest.raises(DefinitionError, match="name="):
+        reg.task(functools.partial(add, 1))
+    plus_one = reg.task(name="plus_one")(functools.partial(add, 1))
+    assert plus_one.prepare(b=2).body["args"] == {"b": 2}
+    assert plus_one.load_args({"b": 3}) == ((), {"b": 3})
+    shout = reg.task(name="shout")(Shout())
+    assert shout.prepare("hi").body["args"] == {"text": "hi"}
+    with pytest.raises(InvalidArgs):
+        shout.prepare(5)
 
 
 def test_args_round_trip_plain_and_model() -> None:
