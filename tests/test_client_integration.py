@@ -18,6 +18,7 @@ from branchwork import (
     Client,
     Conflict,
     InvalidArgs,
+    NotFound,
     PayloadTooLarge,
     Queue,
     Registry,
@@ -27,6 +28,7 @@ from branchwork import (
     TaskRun,
     TransportError,
     Unauthorized,
+    ValidationError,
     WaitTimeout,
     task_context,
 )
@@ -329,6 +331,12 @@ def test_worker_protocol_through_client(server: Any, api: httpx.Client) -> None:
                                        "outcome": "succeeded", "result": 2}])
         assert again[0]["outcome"] == "already_recorded"
         assert TaskRun(task["id"], client=client).result(timeout=5) == 2
+        with pytest.raises(NotFound) as missing:
+            TaskRun(10**12, client=client).refresh()
+        assert missing.value.code == "not_found"
+        with pytest.raises(ValidationError) as invalid:
+            client.send_task({"name": "bad name!", "idempotency_key": "x"})
+        assert invalid.value.status == 422 and invalid.value.details[0]["loc"][-1] == "name"
 
 
 def test_calls_wait_out_a_server_restart(db_url: str) -> None:
