@@ -1,4 +1,8 @@
-"""``Annotated`` dependency aliases shared by the routes."""
+"""``Annotated`` dependency aliases shared by the routes.
+
+The providers are ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a
+thread pool, and those hand-offs cost more on the hot path than the work they do.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,32 @@ from psycopg_pool import AsyncConnectionPool
 from ..notifier import Notifier
 from ..settings import Settings
 from ..store.queues import KnownQueues
+from ..store.workers import Sightings
 
 
-def _pool(request: Request) -> AsyncConnectionPool:
+async def _pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _notifier(request: Request) -> Notifier:
+async def _notifier(request: Request) -> Notifier:
     return request.app.state.notifier
 
 
-def _known_queues(request: Request) -> KnownQueues:
+async def _known_queues(request: Request) -> KnownQueues:
     return request.app.state.known_queues
+
+
+async def _sightings(request: Request) -> Sightings:
+    state = request.app.state
+    try:
+        return state.worker_sightings
+    except AttributeError:
+        state.worker_sightings = Sightings()
+        return state.worker_sightings
 
 
 def body_size(request: Request) -> int:
@@ -40,3 +54,4 @@ Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 NotifierDep = Annotated[Notifier, Depends(_notifier)]
 KnownQueuesDep = Annotated[KnownQueues, Depends(_known_queues)]
+SightingsDep = Annotated[Sightings, Depends(_sightings)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from ..errors import ApiError
-from ..jsonutil import StrictJsonRoute, check_size
+from ..jsonutil import JsonResponse, StrictJsonRoute, check_size
 from ..store import tasks as store
 from .deps import KnownQueuesDep, Pool, SettingsDep, body_size
 from .schemas import TaskBatchIn, TaskId, TaskIn
@@ -39,16 +39,16 @@ async def send_items(pool: Any, known: Any, items: list[TaskIn], payload_limit: 
 
 @router.post("", status_code=201, summary="Send one task")
 async def send_task(task: TaskIn, request: Request, pool: Pool, settings: SettingsDep,
-                    known: KnownQueuesDep) -> dict[str, Any]:
+                    known: KnownQueuesDep) -> JsonResponse:
     [out] = await send_items(pool, known, [task], settings.max_payload_bytes,
                              body_size(request))
     request.app.state.metrics.sent([task], [out])
-    return {"id": out.id, "duplicate": out.duplicate}
+    return JsonResponse({"id": out.id, "duplicate": out.duplicate}, status_code=201)
 
 
 @router.post("/batch", status_code=201, summary="Send many tasks in one transaction")
 async def send_batch(batch: TaskBatchIn, request: Request, pool: Pool, settings: SettingsDep,
-                     known: KnownQueuesDep) -> dict[str, Any]:
+                     known: KnownQueuesDep) -> JsonResponse:
     if len(batch.tasks) > settings.max_batch:
         raise ApiError(413, "batch_too_large",
                        f"{len(batch.tasks)} tasks in one batch, over the limit of "
@@ -56,7 +56,8 @@ async def send_batch(batch: TaskBatchIn, request: Request, pool: Pool, settings:
     outs = await send_items(pool, known, batch.tasks, settings.max_payload_bytes,
                             body_size(request))
     request.app.state.metrics.sent(batch.tasks, outs)
-    return {"tasks": [{"id": o.id, "duplicate": o.duplicate} for o in outs]}
+    return JsonResponse({"tasks": [{"id": o.id, "duplicate": o.duplicate} for o in outs]},
+                        status_code=201)
 
 
 @router.get("/{task_id}", summary="A task with its attempts, history and logs")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from ..errors import ApiError, not_found
-from ..jsonutil import StrictJsonRoute, check_size
+from ..jsonutil import JsonResponse, StrictJsonRoute, check_size
 from ..store import tasks as store
 from ..store import workers as worker_store
-from .deps import NotifierDep, Pool, SettingsDep, body_size
+from .deps import NotifierDep, Pool, SettingsDep, SightingsDep, body_size
 from .schemas import (
     ClaimIn,
     CompleteIn,
@@ -48,7 +49,9 @@ async def _wait_disconnect(request: Request) -> None:
 
 
 @router.post("/workers/register", summary="Announce a worker and its task definitions")
-async def register(body: WorkerRegisterIn, pool: Pool) -> dict[str, Any]:
+async def register(body: WorkerRegisterIn, pool: Pool,
+                   sightings: SightingsDep) -> dict[str, Any]:
+    sightings.forget(body.worker_id)
     async with pool.connection() as conn:
         await worker_store.register(conn, body.worker_id, body.queues, body.info,
                                     [d.model_dump() for d in body.tasks])
@@ -56,7 +59,9 @@ async def register(body: WorkerRegisterIn, pool: Pool) -> dict[str, Any]:
 
 
 @router.post("/workers/{worker_id}/stop", summary="Mark a worker as stopped")
-async def stop_worker(worker_id: WorkerId, pool: Pool) -> dict[str, Any]:
+async def stop_worker(worker_id: WorkerId, pool: Pool,
+                      sightings: SightingsDep) -> dict[str, Any]:
+    sightings.forget(worker_id)
     async with pool.connection() as conn:
         await worker_store.stop(conn, worker_id)
     return {"worker_id": worker_id, "stopped": True}
@@ -77,7 +82,7 @@ async def list_definitions(pool: Pool) -> dict[str, Any]:
 
 @router.post("/claim", summary="Lease ready tasks, waiting up to wait_seconds for one")
 async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsDep,
-                notifier: NotifierDep) -> dict[str, Any]:
+                notifier: NotifierDep, sightings: SightingsDep) -> JsonResponse:
     exact = [q for q in body.queues if not _is_glob(q)]
     patterns = [glob_to_like(q) for q in body.queues if _is_glob(q)]
     wait = min(body.wait_seconds, settings.max_wait_seconds)
@@ -85,11 +90,10 @@ async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsD
     args = {"worker_id": body.worker_id, "queues": exact, "patterns": patterns,
             "task_names": body.task_names, "limit": body.limit,
             "lease_seconds": settings.lease_seconds}
-    async with pool.connection() as conn:
-        await worker_store.touch(conn, body.worker_id, body.queues, body.task_names)
+    await sightings.touch(pool, body.worker_id, body.queues, body.task_names)
     tasks = await store.claim(pool, **args)
     if tasks or wait <= 0:
-        return {"tasks": request.app.state.metrics.claimed(tasks)}
+        return JsonResponse({"tasks": request.app.state.metrics.claimed(tasks)})
     disconnect = asyncio.create_task(_wait_disconnect(request))
     try:
         async with notifier.subscribe(body.queues) as sub:
@@ -99,16 +103,16 @@ async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsD
                     # Nobody will receive these: hand them back rather than wait for the lease.
                     await store.release(pool, body.worker_id, [
                         {"id": t["id"], "lease_token": str(t["lease_token"])} for t in tasks])
-                    return {"tasks": []}
+                    return JsonResponse({"tasks": []})
                 remaining = deadline - time.monotonic()
                 if tasks or remaining <= 0 or disconnect.done():
-                    return {"tasks": request.app.state.metrics.claimed(tasks)}
+                    return JsonResponse({"tasks": request.app.state.metrics.claimed(tasks)})
                 waiter = asyncio.create_task(
                     sub.wait(min(remaining, settings.poll_interval_seconds)))
                 await asyncio.wait({waiter, disconnect}, return_when=asyncio.FIRST_COMPLETED)
                 if disconnect.done():
                     waiter.cancel()
-                    return {"tasks": []}
+                    return JsonResponse({"tasks": []})
     finally:
         disconnect.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -116,17 +120,17 @@ async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsD
 
 
 @router.post("/heartbeat", summary="Extend leases; learn which tasks to cancel or were lost")
-async def heartbeat(body: HeartbeatIn, pool: Pool, settings: SettingsDep) -> dict[str, Any]:
+async def heartbeat(body: HeartbeatIn, pool: Pool, settings: SettingsDep,
+                    sightings: SightingsDep) -> JsonResponse:
     items = [{"id": t.id, "lease_token": str(t.lease_token)} for t in body.tasks]
     rows = await store.heartbeat(pool, items, settings.lease_seconds) if items else []
-    async with pool.connection() as conn:
-        await worker_store.touch(conn, body.worker_id)
-    return {
+    await sightings.touch(pool, body.worker_id)
+    return JsonResponse({
         "tasks": rows,
         "cancel": [r["id"] for r in rows if r["cancel"]],
         "lost": [r["id"] for r in rows if not r["held"]],
         "lease_seconds": settings.lease_seconds,
-    }
+    })
 
 
 def _result_row(item: ResultIn, settings: Any, check: bool) -> tuple[dict[str, Any], str | None]:
@@ -173,16 +177,16 @@ async def apply_results(results: list[ResultIn], request: Request, pool: Any,
 
 @router.post("/tasks/report", summary="Report a batch of outcomes, each fenced by its lease")
 async def report(body: ReportIn, request: Request, pool: Pool,
-                 settings: SettingsDep) -> dict[str, Any]:
+                 settings: SettingsDep) -> JsonResponse:
     if len(body.results) > settings.max_batch:
         raise ApiError(413, "batch_too_large", f"over the limit of {settings.max_batch}",
                        {"limit": settings.max_batch})
     ids = [r.id for r in body.results]
     if len(set(ids)) != len(ids):
-        dups = sorted({i for i in ids if ids.count(i) > 1})
+        dups = sorted(i for i, n in Counter(ids).items() if n > 1)
         raise ApiError(422, "duplicate_task", "a task appears more than once in one report",
                        {"ids": dups})
-    return {"results": await apply_results(body.results, request, pool, settings)}
+    return JsonResponse({"results": await apply_results(body.results, request, pool, settings)})
 
 
 async def _report_one(item: ResultIn, request: Request, pool: Any,

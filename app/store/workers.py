@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from ..jsonutil import dumps
 
@@ -20,6 +22,38 @@ async def touch(conn: AsyncConnection, worker_id: str, queues: Sequence[str] | N
                  task_names = COALESCE(EXCLUDED.task_names, workers.task_names)""",
             (worker_id, None if queues is None else dumps(list(queues)),
              None if task_names is None else dumps(list(task_names))))
+
+
+class Sightings:
+    """Debounced ``touch``: a worker's row is written at most every ``every`` seconds.
+
+    Every claim and heartbeat would otherwise cost a committed write of its own (an fsync),
+    which on the hot path costs more than the claim itself. ``last_seen_at`` may lag by up to
+    ``every`` seconds, far below the offline threshold. A changed queue list is written at once.
+    """
+
+    def __init__(self, every: float = 5.0, max_entries: int = 100_000) -> None:
+        self.every = every
+        self.max_entries = max_entries
+        self._seen: dict[str, tuple[float, Any]] = {}
+
+    async def touch(self, pool: AsyncConnectionPool, worker_id: str,
+                    queues: Sequence[str] | None = None,
+                    task_names: Sequence[str] | None = None) -> None:
+        now = time.monotonic()
+        shape = None if queues is None else (tuple(queues), tuple(task_names or ()))
+        last = self._seen.get(worker_id)
+        if (last is not None and now - last[0] < self.every
+                and (shape is None or shape == last[1])):
+            return
+        async with pool.connection() as conn:
+            await touch(conn, worker_id, queues, task_names)
+        if len(self._seen) >= self.max_entries:
+            self._seen.clear()
+        self._seen[worker_id] = (now, shape if shape is not None else (last or (0, None))[1])
+
+    def forget(self, worker_id: str) -> None:
+        self._seen.pop(worker_id, None)
 
 
 async def register(conn: AsyncConnection, worker_id: str, queues: Sequence[str],
