@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from branchwork import AsyncClient, TaskContext, task_context
 from branchwork._exceptions import BranchworkError
+from branchwork._workflow import aregister_with_server
 
 from . import capture
 from .attempt import cancelled, error_info, failed, is_async, run_async, run_sync, timeout_error
@@ -86,7 +87,14 @@ class Worker:
         self.options = options
         self.worker_id = make_worker_id()
         self.definitions: dict[str, Any] = dict(registry.tasks)
-        self.queues = options.queues or sorted({d.queue.name for d in self.definitions.values()})
+        workflow_queues: set[str] = set()
+        for wf in getattr(registry, "workflows", {}).values():
+            workflow_queues |= wf.queues()
+        self.queues = options.queues or sorted(
+            {d.queue.name for d in self.definitions.values()} | workflow_queues)
+        # Tasks inside branchwork.waiting() (a parent waiting on its children): they lend
+        # their slot, so they do not count against the concurrency (see _set_waiting).
+        self.waiting: set[int] = set()
         self.running: dict[int, Running] = {}
         self.handles: set[asyncio.Task[None]] = set()
         self.stopping = False
@@ -118,6 +126,7 @@ class Worker:
         if self.has_sync and self.options.isolation == "process":
             self.pool = ProcessPool(self.options.spec,
                                     self.options.processes or self.options.concurrency)
+            self.pool.on_waiting = self._set_waiting
             self.pool.warm(1)
         elif self.has_sync:
             self.threads = ThreadPoolExecutor(self.options.concurrency,
@@ -139,6 +148,7 @@ class Worker:
                 await self.client.register_worker(self.worker_id, queues=self.queues, info=info,
                                                   tasks=registrations)
                 await self.registry.aapply_queue_settings(self.client)
+                await aregister_with_server(self.registry, self.client)  # workflows, cron
                 break
             except BranchworkError as exc:
                 log.warning("cannot register with %s (%s); retrying in %.0f s",
@@ -215,7 +225,7 @@ class Worker:
         names = sorted(self.definitions)
         delay = 0.5
         while not self.stopping:
-            free = concurrency - len(self.running)
+            free = concurrency - len(self.running) + len(self.waiting)
             if free < threshold and self.running:
                 # Gather freed slots for a moment rather than claim one task at a time.
                 self.slot_freed.clear()
@@ -250,6 +260,8 @@ class Worker:
                     deadline=loop.time() + timeout if timeout else None,
                     buffer=capture.OutputBuffer(self.options.log_limit))
         self.running[task["id"]] = r
+        r.ctx.on_waiting = lambda flag, task_id=task["id"]: loop.call_soon_threadsafe(
+            self._set_waiting, task_id, flag)
         # A fresh context per task: contexts of concurrent tasks never mix.
         r.handle = asyncio.create_task(self._execute(r), context=contextvars.Context())
         self.handles.add(r.handle)
@@ -279,6 +291,7 @@ class Worker:
             for timer in r.timers:
                 timer.cancel()
             self.running.pop(r.ctx.task_id, None)
+            self.waiting.discard(r.ctx.task_id)
             self.slot_freed.set()
         if outcome is not None and not (r.lost or r.releasing):
             self.completer.add({"id": r.ctx.task_id, "lease_token": r.task["lease_token"],
@@ -295,17 +308,19 @@ class Worker:
 
     async def _in_process(self, r: Running) -> dict[str, Any] | None:
         assert self.pool is not None
-        child = await self.pool.acquire()
-        if r.ctx.cancel_requested.is_set():
-            self.pool.put_back(child)
-            return cancelled(r.ctx)
-        r.child = child
+        child: Child | None = None
         job = {"task": r.task, "worker_id": self.worker_id, "log_limit": self.options.log_limit}
         try:
-            async with asyncio.timeout_at(r.deadline):
+            async with asyncio.timeout_at(r.deadline):  # waiting for a free process counts too
+                child = await self.pool.acquire()
+                if r.ctx.cancel_requested.is_set():
+                    self.pool.put_back(child)
+                    return cancelled(r.ctx)
+                r.child = child
                 outcome = await self.pool.run(child, job)
         except TimeoutError:
-            self.pool.kill(child)  # it will not stop on its own; a fresh one replaces it
+            if child is not None:
+                self.pool.kill(child)  # it will not stop on its own; a fresh one replaces it
             exc = timeout_error(r.ctx)
             r.buffer.write(f"[the process running the attempt was killed: {exc}]\n")
             await self._on_error(r, exc)
@@ -318,7 +333,8 @@ class Worker:
             await self._on_error(r, died)
             return {**failed(r.definition, r.ctx, died), "logs": r.buffer.getvalue()}
         except asyncio.CancelledError:
-            self.pool.kill(child)  # lost lease or shutdown: stop the work
+            if child is not None:
+                self.pool.kill(child)  # lost lease or shutdown: stop the work
             raise
         self.pool.put_back(child)
         return outcome
@@ -337,6 +353,15 @@ class Worker:
             exc = timeout_error(r.ctx)
             await self._on_error(r, exc)
             return {**failed(r.definition, r.ctx, exc), "logs": r.buffer.getvalue()}
+
+    def _set_waiting(self, task_id: int, flag: bool) -> None:
+        """A task entered or left ``branchwork.waiting()``: lend or take back its slot. A
+        parent waiting on its children then cannot starve them, even at concurrency 1."""
+        if flag and task_id in self.running:
+            self.waiting.add(task_id)
+            self.slot_freed.set()
+        else:
+            self.waiting.discard(task_id)
 
     # -- signals from the heartbeat process -----------------------------------------------
     def _on_cancel(self, ids: list[int]) -> None:
