@@ -253,14 +253,6 @@ async def schedules(conn: AsyncConnection) -> list[dict[str, Any]]:
         return await cur.fetchall()
 
 
-async def set_schedule_paused(conn: AsyncConnection, name: str, paused: bool) -> bool:
-    """Fallback used only when the schedules store offers no pause/resume function."""
-    async with conn.cursor() as cur:
-        await cur.execute("UPDATE schedules SET paused = %s WHERE name = %s RETURNING name",
-                          (paused, name))
-        return await cur.fetchone() is not None
-
-
 # --- workflows ------------------------------------------------------------------------------
 
 async def workflow_definitions(conn: AsyncConnection) -> list[dict[str, Any]]:

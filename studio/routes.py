@@ -385,9 +385,7 @@ ScheduleName = Annotated[str, Path(min_length=1, max_length=200)]
 async def schedule_action(request: Request, name: ScheduleName,
                           action: Literal["pause", "resume"]) -> Response:
     await _check_post(request)
-    found = await schedule_actions.set_paused(_pool(request), name, action == "pause")
-    if not found:
-        raise ApiError(404, "not_found", f"schedule {name} does not exist", {"name": name})
+    await schedule_actions.set_paused(_pool(request), name, action == "pause")
     if not _is_htmx(request):
         return RedirectResponse("/studio/schedules", status_code=303)
     async with _pool(request).connection() as conn:

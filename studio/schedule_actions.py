@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
-from . import queries
+from ..app.store import schedules as schedule_store
 
 
-async def set_paused(pool: AsyncConnectionPool, name: str, paused: bool) -> bool:
+async def set_paused(pool: AsyncConnectionPool, name: str, paused: bool) -> None:
+    """Raises the store's 404 ``ApiError`` for an unknown schedule."""
     async with pool.connection() as conn:
-        return await queries.set_schedule_paused(conn, name, paused)
+        await schedule_store.set_paused(conn, name, paused)

@@ -165,3 +165,30 @@ def test_xss_payloads_render_as_text(tab: Page, api: httpx.Client) -> None:
     tab.shot("kv")
     page = tab.open(f"/studio/tasks/{tid}")
     tab.shot("task")
+
+
+def test_workflow_run_nodes_change_colour_live(tab: Page, api: httpx.Client) -> None:
+    wf = {"name": "pipeline", "nodes": [{"name": "a", "task": "step"},
+                                        {"name": "b", "task": "step"},
+                                        {"name": "c", "task": "step"}],
+          "edges": [["a", "b"], ["b", "c"]]}
+    assert api.put("/v1/workflows/pipeline", json=wf).status_code == 200
+    run = api.post("/v1/workflows/pipeline/runs", json={}).json()
+    run_id = run.get("id") or run.get("run_id")
+    page = tab.open(f"/studio/workflows/runs/{run_id}")
+    node = page.locator('[data-node="a"]')
+    assert node.get_attribute("data-status") == "queued"
+    fill_before = page.locator('[data-node="a"] rect').evaluate(
+        "e => getComputedStyle(e).fill")
+    for name in ("a", "b", "c"):
+        task = claim(api)
+        assert task["workflow_node"] == name
+        complete(api, task, name)
+        playwright_api.expect(page.locator(f'[data-node="{name}"]')).to_have_attribute(
+            "data-status", "succeeded", timeout=10_000)
+    fill_after = page.locator('[data-node="a"] rect').evaluate(
+        "e => getComputedStyle(e).fill")
+    assert fill_before != fill_after
+    playwright_api.expect(page.locator("#run-status .badge")).to_have_text("succeeded",
+                                                                          timeout=10_000)
+    tab.shot("workflow-run")

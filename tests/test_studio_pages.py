@@ -108,3 +108,50 @@ def test_assets_come_from_the_installed_package(api: httpx.Client) -> None:
     assert api.get("/studio/static/studio.css").status_code == 200
     assert api.get("/studio/static/..%2Fauth.py").status_code == 404
     assert api.get("/studio/static/nothing.js").status_code == 404
+
+
+def _studio_post(server_url: str, client: httpx.Client, path: str) -> httpx.Response:
+    client.get("/studio")
+    return client.post(path, headers={"x-csrf-token": client.cookies["bw_csrf"],
+                                      "origin": server_url, "hx-request": "true"})
+
+
+def test_schedules_pause_and_resume(server, api: httpx.Client) -> None:
+    r = api.put("/v1/schedules/nightly", json={"target": "cleanup", "cron": "0 3 * * *"})
+    assert r.status_code == 200, r.text
+    html = api.get("/studio/schedules").text
+    assert "nightly" in html and "0 3 * * *" in html and ">Pause<" in html
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        r = _studio_post(server.url, c, "/studio/schedules/nightly/pause")
+        assert r.status_code == 200 and "Paused nightly." in r.text and ">Resume<" in r.text
+        assert api.get("/v1/schedules/nightly").json()["paused"] is True
+        r = _studio_post(server.url, c, "/studio/schedules/nightly/resume")
+        assert r.status_code == 200 and ">Pause<" in r.text
+        assert api.get("/v1/schedules/nightly").json()["paused"] is False
+        assert _studio_post(server.url, c, "/studio/schedules/nope/pause").status_code == 404
+        assert _studio_post(server.url, c, "/studio/schedules/nightly/explode").status_code == 422
+
+
+def test_workflow_run_drawn_as_dag_with_node_states(api: httpx.Client) -> None:
+    wf = {"name": "etl", "nodes": [{"name": "extract", "task": "extract"},
+                                   {"name": "transform", "task": "transform"},
+                                   {"name": "validate", "task": "validate"},
+                                   {"name": "load", "task": "load"}],
+          "edges": [["extract", "transform"], ["extract", "validate"],
+                    ["transform", "load"], ["validate", "load"]]}
+    assert api.put("/v1/workflows/etl", json=wf).status_code == 200
+    run = api.post("/v1/workflows/etl/runs", json={"args": {"day": "<b>x</b>"}}).json()
+    run_id = run.get("id") or run.get("run_id")
+    claimed = api.post("/v1/claim", json={"worker_id": "w", "limit": 1}).json()["tasks"]
+    assert claimed[0]["workflow_node"] == "extract"
+    api.post(f"/v1/tasks/{claimed[0]['id']}/complete",
+             json={"lease_token": claimed[0]["lease_token"], "result": 1})
+    html = api.get(f"/studio/workflows/runs/{run_id}").text
+    states = dict(re.findall(r'data-node="(\w+)" data-status="(\w+)"', html))
+    assert states == {"extract": "succeeded", "transform": "queued", "validate": "queued",
+                      "load": "pending"}
+    assert html.count('class="edge') == 4
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    listing = api.get("/studio/workflows").text
+    assert f'id="run-row-{run_id}"' in listing and "extract" in listing
+    assert api.get("/studio/workflows/runs/99999").status_code == 404
