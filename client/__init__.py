@@ -37,10 +37,36 @@ from ._task import (
     asend_batch,
     send_batch,
 )
+from ._trees import (
+    acancel_tree,
+    aget_tree,
+    await_all,
+    await_tree,
+    awaiting,
+    cancel_tree,
+    get_tree,
+    list_roots,
+    wait_all,
+    wait_tree,
+    waiting,
+)
+from ._workflow import (
+    Channel,
+    ConfiguredWorkflow,
+    Node,
+    Workflow,
+    WorkflowCancelled,
+    WorkflowContext,
+    WorkflowError,
+    WorkflowFailed,
+    WorkflowRun,
+    get_workflow_context,
+    node,
+)
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped: client, then trees and workflows)
     "KV",
     "ApiError",
     "AsyncClient",
@@ -77,4 +103,27 @@ __all__ = [
     "send_batch",
     "set_context",
     "task_context",
+    # task trees and workflows (_trees.py, _workflow.py)
+    "Channel",
+    "ConfiguredWorkflow",
+    "Node",
+    "Workflow",
+    "WorkflowCancelled",
+    "WorkflowContext",
+    "WorkflowError",
+    "WorkflowFailed",
+    "WorkflowRun",
+    "acancel_tree",
+    "aget_tree",
+    "await_all",
+    "await_tree",
+    "awaiting",
+    "cancel_tree",
+    "get_tree",
+    "get_workflow_context",
+    "list_roots",
+    "node",
+    "wait_all",
+    "wait_tree",
+    "waiting",
 ]

@@ -8,7 +8,7 @@ thread-local) means concurrent asyncio tasks in one thread each see their own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -38,6 +38,10 @@ class TaskContext:
     workflow_node: str | None = None
     # Set by the worker when the server asks this task to stop; poll it or wait on it.
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    # Set by the worker runtime: called with True when the task starts waiting (on its
+    # children, through ``branchwork.waiting()``) and False when it stops, so the worker can
+    # lend the task's slot meanwhile. None: nobody listens (see ``_trees.py``).
+    on_waiting: Callable[[bool], None] | None = field(default=None, repr=False)
     _spawned: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -24,6 +24,7 @@ class Registry:
         self._own: dict[str, TaskDefinition] = {}
         self._included: list[Registry] = []
         self._parents: weakref.WeakSet[Registry] = weakref.WeakSet()
+        self._workflows: dict[str, Any] = {}  # name -> _workflow.Workflow
 
     def __repr__(self) -> str:
         return f"<Registry {self.name or ''} tasks={sorted(self.tasks)}>"
@@ -57,6 +58,30 @@ class Registry:
         self._check_queue_limits([definition])
         self._own[definition.name] = definition
         return definition
+
+    def workflow(self, fn: Callable[[], Any] | None = None, /, **options: Any) -> Any:
+        """Declare a DAG workflow (``_workflow.py``): ``@reg.workflow(queue=...,
+        timeout_seconds=..., args_schema=Model, cron=..., name=..., priority=...)`` on a
+        function whose body chains tasks with ``>>``."""
+        from ._workflow import define_workflow
+
+        def decorate(f: Callable[[], Any]) -> Any:
+            wf = define_workflow(self, f, options)
+            for reg in self._ancestors_and_self():
+                if wf.name in reg.workflows:
+                    raise DefinitionError(f"two workflows are named {wf.name!r}")
+            self._workflows[wf.name] = wf
+            return wf
+
+        return decorate(fn) if fn is not None else decorate
+
+    @property
+    def workflows(self) -> dict[str, Any]:
+        """Every workflow this registry sees (its own and included ones), by name."""
+        merged: dict[str, Any] = {}
+        for reg in reversed(self._all_registries()):
+            merged.update(reg._workflows)
+        return merged
 
     def add_registry(self, other: Registry) -> None:
         """Include ``other``'s tasks, now and later. Clashing names raise ``DefinitionError``."""

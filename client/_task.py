@@ -228,6 +228,40 @@ class _Sender:
     async def asend_many(self, items: Iterable[Any]) -> list[TaskRun]:
         return await asend_batch(self._many(items))
 
+    # -- children and workflows (``_trees.py``, ``_workflow.py``) -------------------------
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Send and wait for the result; inside a task the wait lends the worker slot.
+        A failed child raises ``TaskFailed`` (``.task_id`` is the child's)."""
+        from ._trees import wait_all
+
+        return wait_all([self.send(*args, **kwargs)])[0]
+
+    async def arun(self, *args: Any, **kwargs: Any) -> Any:
+        from ._trees import await_all
+
+        return (await await_all([await self.asend(*args, **kwargs)]))[0]
+
+    def run_many(self, items: Iterable[Any], timeout: float | None = None) -> list[Any]:
+        """``send_many`` then wait for every result, in order (fan out and gather)."""
+        from ._trees import run_children
+
+        return run_children(self, list(items), timeout)
+
+    async def arun_many(self, items: Iterable[Any], timeout: float | None = None) -> list[Any]:  # noqa: ASYNC109
+        from ._trees import arun_children
+
+        return await arun_children(self, list(items), timeout)
+
+    def __rshift__(self, other: Any) -> Any:
+        from ._workflow import chain
+
+        return chain(self, other)
+
+    def __rrshift__(self, other: Any) -> Any:
+        from ._workflow import chain
+
+        return chain(other, self)
+
 
 class ConfiguredTask(_Sender):
     """A task with send options applied, from ``task.with_config(...)``."""

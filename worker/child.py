@@ -65,10 +65,18 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
                         ctx.cancel_requested.set()
 
     threading.Thread(target=listen, daemon=True, name="branchwork-child-listener").start()
+    send_lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(message)
+
     conn.send(("ready", os.getpid()))
     while True:
         job = jobs.get()
         ctx = TaskContext.from_claim(job["task"], job["worker_id"])
+        # branchwork.waiting() tells the worker, which lends this task's slot meanwhile.
+        ctx.on_waiting = lambda flag, task_id=ctx.task_id: send(("waiting", task_id, flag))
         with lock:
             current["ctx"] = ctx
             if ctx.task_id in cancelled:
@@ -80,8 +88,8 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
             current["ctx"] = None
             cancelled.discard(ctx.task_id)
         try:
-            conn.send(("done", ctx.task_id, outcome))
+            send(("done", ctx.task_id, outcome))
         except Exception as exc:  # e.g. a result pickle could not carry
-            conn.send(("done", ctx.task_id, {
+            send(("done", ctx.task_id, {
                 "outcome": "failed", "logs": outcome.get("logs"),
                 "error": {"type": type(exc).__name__, "message": str(exc), "traceback": None}}))

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -48,6 +49,11 @@ class ProcessPool:
         self._idle: deque[Child] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._loop = asyncio.get_running_loop()
+        # Children whose task waits on its children (branchwork.waiting()): not counted
+        # against ``size``, so the tasks waited for can get a process. The worker sets the
+        # callback to lend the task's slot as well.
+        self.waiting: set[Child] = set()
+        self.on_waiting: Callable[[int, bool], None] | None = None
 
     def _spawn(self) -> Child:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
@@ -73,7 +79,14 @@ class ProcessPool:
                 if message[0] == "ready" and not child.ready.done():
                     child.ready.set_result(None)
                 elif message[0] == "done" and child.result and not child.result.done():
+                    self.waiting.discard(child)
                     child.result.set_result(message[2])
+                elif message[0] == "waiting" and child.task_id == message[1]:
+                    (self.waiting.add if message[2] else self.waiting.discard)(child)
+                    if message[2]:
+                        self._wake_one()
+                    if self.on_waiting is not None:
+                        self.on_waiting(message[1], message[2])
         except (EOFError, OSError):
             self._exited(child)
 
@@ -81,6 +94,7 @@ class ProcessPool:
         if child.dead:
             return
         child.dead = True
+        self.waiting.discard(child)
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(child.conn.fileno())
         with contextlib.suppress(ValueError, OSError):
@@ -118,7 +132,7 @@ class ProcessPool:
                     except ChildDied:
                         continue
                     return child
-            if len(self._children) < self.size:
+            if len(self._children) - len(self.waiting) < self.size:
                 child = self._spawn()
                 try:
                     await child.ready
@@ -135,6 +149,10 @@ class ProcessPool:
     def put_back(self, child: Child) -> None:
         child.task_id = None
         child.result = None
+        self.waiting.discard(child)
+        if not child.dead and len(self._children) - len(self.waiting) > self.size:
+            self.kill(child)  # one started while a task waited: no longer needed
+            return
         if not child.dead:
             self._idle.append(child)
             self._wake_one()
