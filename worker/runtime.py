@@ -226,13 +226,14 @@ class Worker:
         delay = 0.5
         while not self.stopping:
             free = concurrency - len(self.running) + len(self.waiting)
-            if free < threshold and self.running:
-                # Gather freed slots for a moment rather than claim one task at a time.
+            if free <= 0:
                 self.slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(None if free <= 0 else 0.002):
-                        await self.slot_freed.wait()
+                await self.slot_freed.wait()
                 continue
+            if free < threshold and self.running:
+                # Let a few more slots free up rather than claim one task at a time.
+                await asyncio.sleep(0.005)
+                free = concurrency - len(self.running) + len(self.waiting)
             try:
                 tasks = await self.client.claim(
                     self.worker_id, queues=self.queues, task_names=names,
