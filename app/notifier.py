@@ -13,13 +13,15 @@ import contextlib
 import fnmatch
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import psycopg
 
 log = logging.getLogger("branchwork.notifier")
 
 CHANNEL = "branchwork_queue"
+# Sent when a queue's settings change (limit, pause); no queue name can start with "!".
+CONFIG_CHANGED = "!queues"
 
 
 def encode(queue: str, run_at_epoch: float | None = None) -> str:
@@ -63,6 +65,8 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.connected = asyncio.Event()
+        # Called on CONFIG_CHANGED and on every (re)connect, when messages may have been missed.
+        self.config_listeners: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="branchwork-notifier")
@@ -112,7 +116,14 @@ class Notifier:
         self._timers.pop(queue, None)
         self.wake(queue)
 
+    def config_changed(self) -> None:
+        for listener in list(self.config_listeners):
+            listener()
+
     def handle(self, payload: str) -> None:
+        if payload == CONFIG_CHANGED:
+            self.config_changed()
+            return
         queue, when = decode(payload)
         if when is None:
             self.wake(queue)
@@ -129,6 +140,7 @@ class Notifier:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()
                     backoff = 0.1
+                    self.config_changed()
                     self.wake_all()  # anything sent while we were not listening
                     async for note in conn.notifies():
                         self.handle(note.payload)

@@ -215,3 +215,23 @@ def test_claim_ends_when_client_goes_away(make_server) -> None:
         assert [t["id"] for t in got] == [tid]
         events = c.get(f"/v1/tasks/{tid}").json()["history"]
         assert [(e["event"], e["worker_id"]) for e in events] == [("claimed", "here")]
+
+
+def test_queue_settings_reach_other_replicas(make_server) -> None:
+    """Each replica caches queue settings; a change on one reaches the others via NOTIFY."""
+    a: ThreadServer = make_server(lease_seconds=120)
+    b: ThreadServer = make_server(lease_seconds=120)
+    with httpx.Client(base_url=a.url, timeout=30) as ca, \
+            httpx.Client(base_url=b.url, timeout=30) as cb:
+        send_batch(ca, [{"name": "t", "queue": "shared"} for _ in range(10)])
+        assert len(cb.post("/v1/claim", json={"worker_id": "w", "queues": ["shared"]}
+                           ).json()["tasks"]) == 1  # b has read (and cached) the settings
+        ca.put("/v1/queues/shared", json={"paused": True})
+        time.sleep(0.3)
+        assert cb.post("/v1/claim", json={"worker_id": "w", "queues": ["sh*"], "limit": 5}
+                       ).json()["tasks"] == []
+        ca.put("/v1/queues/shared", json={"paused": False, "concurrency_limit": 3})
+        time.sleep(0.3)
+        got = cb.post("/v1/claim", json={"worker_id": "w", "queues": ["shared"], "limit": 5}
+                      ).json()["tasks"]
+        assert len(got) == 2  # 1 already running + 2 = the limit of 3

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..notifier import Notifier
 from ..settings import Settings
-from ..store.queues import KnownQueues
+from ..store.queues import KnownQueues, QueueSettingsCache
 from ..store.workers import Sightings
 
 
@@ -42,6 +42,17 @@ async def _sightings(request: Request) -> Sightings:
         return state.worker_sightings
 
 
+async def _queue_cache(request: Request) -> QueueSettingsCache:
+    state = request.app.state
+    try:
+        return state.queue_settings_cache
+    except AttributeError:
+        cache = QueueSettingsCache()
+        state.notifier.config_listeners.append(cache.invalidate)
+        state.queue_settings_cache = cache
+        return cache
+
+
 def body_size(request: Request) -> int:
     """The declared body size; unknown (chunked) counts as large, so every item is checked."""
     try:
@@ -55,3 +66,4 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 NotifierDep = Annotated[Notifier, Depends(_notifier)]
 KnownQueuesDep = Annotated[KnownQueues, Depends(_known_queues)]
 SightingsDep = Annotated[Sightings, Depends(_sightings)]
+QueueCacheDep = Annotated[QueueSettingsCache, Depends(_queue_cache)]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from ..jsonutil import StrictJsonRoute
 from ..store import queues as queue_store
-from .deps import Pool
+from .deps import Pool, QueueCacheDep
 from .schemas import QueueIn
 
 router = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=StrictJsonRoute)
@@ -23,8 +23,12 @@ async def list_queues(pool: Pool) -> dict[str, Any]:
 
 
 @router.put("/{name}", summary="Set a queue's concurrency limit (null: none) or pause it")
-async def configure_queue(name: QueuePath, body: QueueIn, pool: Pool) -> dict[str, Any]:
+async def configure_queue(name: QueuePath, body: QueueIn, pool: Pool,
+                          queue_cache: QueueCacheDep) -> dict[str, Any]:
     async with pool.connection() as conn:
-        return await queue_store.upsert(
+        row = await queue_store.upsert(
             conn, name, concurrency_limit=body.concurrency_limit,
             set_limit="concurrency_limit" in body.model_fields_set, paused=body.paused)
+    # Committed: this replica's claims see it from now on; the others on the NOTIFY.
+    queue_cache.invalidate()
+    return row

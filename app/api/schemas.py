@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 TaskName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][\w.:\-/]*$")]
 QueueName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w][\w.:\-/]*$")]
-QueuePattern = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w*?\[\]][\w.:\-/*?\[\]]*$")]
+# Globs: ``*`` and ``?`` only (they map onto SQL LIKE; character classes do not).
+QueuePattern = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w*?][\w.:\-/*?]*$")]
 WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 Key = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]+$")]
 TaskId = Annotated[int, Field(ge=1, le=2**63 - 1)]

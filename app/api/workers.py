@@ -14,7 +14,7 @@ from ..errors import ApiError, not_found
 from ..jsonutil import JsonResponse, StrictJsonRoute, check_size
 from ..store import tasks as store
 from ..store import workers as worker_store
-from .deps import NotifierDep, Pool, SettingsDep, SightingsDep, body_size
+from .deps import NotifierDep, Pool, QueueCacheDep, SettingsDep, SightingsDep, body_size
 from .schemas import (
     ClaimIn,
     CompleteIn,
@@ -82,23 +82,25 @@ async def list_definitions(pool: Pool) -> dict[str, Any]:
 
 @router.post("/claim", summary="Lease ready tasks, waiting up to wait_seconds for one")
 async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsDep,
-                notifier: NotifierDep, sightings: SightingsDep) -> JsonResponse:
+                notifier: NotifierDep, sightings: SightingsDep,
+                queue_cache: QueueCacheDep) -> JsonResponse:
     exact = [q for q in body.queues if not _is_glob(q)]
-    patterns = [glob_to_like(q) for q in body.queues if _is_glob(q)]
+    globs = [q for q in body.queues if _is_glob(q)]
+    patterns = [glob_to_like(q) for q in globs]
     wait = min(body.wait_seconds, settings.max_wait_seconds)
     deadline = time.monotonic() + wait
     args = {"worker_id": body.worker_id, "queues": exact, "patterns": patterns,
             "task_names": body.task_names, "limit": body.limit,
-            "lease_seconds": settings.lease_seconds}
+            "lease_seconds": settings.lease_seconds, "globs": globs}
     await sightings.touch(pool, body.worker_id, body.queues, body.task_names)
-    tasks = await store.claim(pool, **args)
+    tasks = await store.claim(pool, special=await queue_cache.special(pool), **args)
     if tasks or wait <= 0:
         return JsonResponse({"tasks": request.app.state.metrics.claimed(tasks)})
     disconnect = asyncio.create_task(_wait_disconnect(request))
     try:
         async with notifier.subscribe(body.queues) as sub:
             while True:
-                tasks = await store.claim(pool, **args)
+                tasks = await store.claim(pool, special=await queue_cache.special(pool), **args)
                 if tasks and disconnect.done():
                     # Nobody will receive these: hand them back rather than wait for the lease.
                     await store.release(pool, body.worker_id, [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from ..notifier import CHANNEL, CONFIG_CHANGED
 from .notify import notify
 
 QUEUE_STATS_SQL = """
@@ -50,6 +52,40 @@ class KnownQueues:
         self._names.update(new)
 
 
+class QueueSettingsCache:
+    """This process's copy of the queues whose settings differ from the default (a concurrency
+    limit, or paused), so that a claim needs no extra round trip to learn them.
+
+    Every queue not listed is unlimited and running. The copy is dropped when any replica
+    changes a queue (NOTIFY ``!queues``) or the notifier reconnects, and re-read at least every
+    ``ttl`` seconds in case a notification was lost.
+    """
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._rows: dict[str, dict[str, Any]] | None = None
+        self._loaded_at = 0.0
+        self._generation = 0
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._rows = None
+
+    async def special(self, pool: AsyncConnectionPool) -> dict[str, dict[str, Any]]:
+        rows = self._rows
+        if rows is not None and time.monotonic() - self._loaded_at < self.ttl:
+            return rows
+        generation, started = self._generation, time.monotonic()
+        async with pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT name, concurrency_limit, paused FROM queues "
+                "WHERE paused OR concurrency_limit IS NOT NULL")
+            rows = {r["name"]: r for r in await cur.fetchall()}
+        if generation == self._generation:  # no change announced while we read
+            self._rows, self._loaded_at = rows, started
+        return rows
+
+
 async def upsert(conn: AsyncConnection, name: str, *, concurrency_limit: int | None,
                  set_limit: bool, paused: bool | None) -> dict[str, Any]:
     async with conn.cursor() as cur:
@@ -63,8 +99,10 @@ async def upsert(conn: AsyncConnection, name: str, *, concurrency_limit: int | N
                RETURNING name, concurrency_limit, paused""",
             {"name": name, "limit": concurrency_limit, "set_limit": set_limit, "paused": paused})
         row = await cur.fetchone()
-        # A raised limit or a resumed queue may let waiting claims through now.
+        # A raised limit or a resumed queue may let waiting claims through now; every
+        # replica drops its cached queue settings.
         await notify(cur, [(name, None)])
+        await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, CONFIG_CHANGED))
         assert row is not None
         return row
 

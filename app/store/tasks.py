@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -70,9 +71,15 @@ JOIN tasks t ON (x.idempotency_key IS NOT NULL AND t.name = x.name
                  AND t.spawn_key = x.spawn_key)
 """
 
+# Queues come as names with caps, plus LIKE patterns expanded here to the queues that exist,
+# leaving out ``skip`` (queues with a limit or paused, which the caller listed or left out).
 CLAIM_SQL = f"""
 WITH q AS (
     SELECT * FROM unnest(%(queues)s::text[], %(caps)s::int[]) AS q(name, cap)
+    UNION ALL
+    SELECT name, %(n)s FROM queues
+    WHERE name LIKE ANY(%(patterns)s::text[])
+      AND name <> ALL(%(queues)s::text[]) AND name <> ALL(%(skip)s::text[])
 ), cand AS (
     SELECT c.id, c.priority, c.run_at FROM q CROSS JOIN LATERAL (
         SELECT t.id, t.priority, t.run_at FROM tasks t
@@ -301,10 +308,24 @@ async def claim(
     task_names: Sequence[str] | None,
     limit: int,
     lease_seconds: float,
+    special: dict[str, dict[str, Any]] | None = None,
+    globs: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Lease up to ``limit`` ready tasks in one transaction, honouring queue limits."""
+    """Lease up to ``limit`` ready tasks in one transaction, honouring queue limits.
+
+    ``special`` (from :class:`QueueSettingsCache`, with the claim's glob ``globs``) saves the
+    settings query: then a claim on queues without limits is a single statement.
+    """
     async with pool.connection() as conn, conn.cursor() as cur:
-        settings = await queue_settings(conn, queues, patterns)
+        if special is None:
+            settings = await queue_settings(conn, queues, patterns)
+            expand: list[str] = []
+            skip: list[str] = []
+        else:
+            exact = set(queues)
+            settings = [r for name, r in special.items()
+                        if name in exact or any(fnmatchcase(name, g) for g in globs)]
+            expand, skip = list(patterns), sorted(special)
         names = set(queues) | {s["name"] for s in settings}
         paused = {s["name"] for s in settings if s["paused"]}
         limited = sorted(s["name"] for s in settings
@@ -324,11 +345,12 @@ async def claim(
                 if cap is not None:
                     caps[name] = max(0, min(limit, cap - running.get(name, 0)))
         caps = {k: v for k, v in caps.items() if v > 0}
-        if not caps:
+        if not caps and not expand:
             return []
         order = sorted(caps)
         await cur.execute(CLAIM_SQL, {
             "queues": order, "caps": [caps[q] for q in order],
+            "patterns": expand, "skip": sorted(set(skip) | names),
             "names": list(task_names) if task_names else None,
             "n": limit, "worker_id": worker_id, "lease": lease_seconds,
         })
