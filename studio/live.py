@@ -58,6 +58,7 @@ class ChangeObserver:
         self._markers: dict[str, Any] | None = None
         self._subs: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
+        self._later: dict[str, asyncio.TimerHandle] = {}
         self.closed = asyncio.Event()
 
     @property
@@ -69,6 +70,8 @@ class ChangeObserver:
 
     async def stop(self) -> None:
         self.closed.set()
+        for timer in self._later.values():
+            timer.cancel()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -85,8 +88,23 @@ class ChangeObserver:
 
     def publish(self, topics: frozenset[str]) -> None:
         self.version += 1
+        self.signal(topics)
+
+    def signal(self, topics: frozenset[str]) -> None:
         for sub in list(self._subs):
             sub.put(topics)
+
+    def signal_later(self, topic: str, delay: float) -> None:
+        """Ask pages to refetch ``topic`` after ``delay`` (once, however often asked)."""
+        if topic in self._later:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._later.pop(topic, None)
+            self.signal(frozenset({topic}))
+
+        self._later[topic] = loop.call_later(delay, fire)
 
     async def _run(self) -> None:
         while True:
@@ -129,14 +147,19 @@ class VersionCache:
         self._entries: OrderedDict[Any, tuple[int, float, asyncio.Future[Any]]] = OrderedDict()
 
     async def get(self, key: Any, compute: Callable[[], Awaitable[Any]],
-                  min_age: float = 0.0) -> Any:
+                  min_age: float = 0.0, topic: str = "*") -> Any:
+        """``min_age``: an expensive result is recomputed at most that often; a page served
+        an outdated one is signalled (``topic``) to refetch once the interval is over."""
         now = time.monotonic()
         version = self.observer.version
         entry = self._entries.get(key)
         if entry is not None:
             e_version, e_time, future = entry
-            fresh = e_version == version or now - e_time < min_age
-            if fresh and not (future.done() and future.exception() is not None):
+            usable = not (future.done() and future.exception() is not None)
+            young = now - e_time < min_age
+            if usable and (e_version == version or young):
+                if e_version != version:
+                    self.observer.signal_later(topic, min_age - (now - e_time) + 0.05)
                 self._entries.move_to_end(key)
                 return await asyncio.shield(future)
         future = asyncio.get_running_loop().create_future()

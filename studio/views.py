@@ -19,6 +19,7 @@ from . import charts, dag, queries, tree
 from .live import VersionCache
 
 CHILDREN_SHOWN = 50
+OVERVIEW_MIN_AGE = 2.0
 
 
 async def overview(pool: AsyncConnectionPool, cache: VersionCache,
@@ -38,7 +39,8 @@ async def overview(pool: AsyncConnectionPool, cache: VersionCache,
                 "totals": {status: sum(q[status] for q in stats)
                            for status in ("queued", "running", "succeeded", "failed",
                                           "cancelled")}}
-    return await cache.get(("overview",), load)
+    # Both aggregates scan the task table: under constant change, at most every 2 seconds.
+    return await cache.get(("overview",), load, min_age=OVERVIEW_MIN_AGE, topic="overview")
 
 
 async def task_list(pool: AsyncConnectionPool, cache: VersionCache, *, status: str | None,

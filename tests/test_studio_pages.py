@@ -155,3 +155,28 @@ def test_workflow_run_drawn_as_dag_with_node_states(api: httpx.Client) -> None:
     listing = api.get("/studio/workflows").text
     assert f'id="run-row-{run_id}"' in listing and "extract" in listing
     assert api.get("/studio/workflows/runs/99999").status_code == 404
+
+
+def test_large_tree_is_paged_and_collapsed(api: httpx.Client) -> None:
+    root = api.post("/v1/tasks", json={"name": "root"}).json()["id"]
+    kids = api.post("/v1/tasks/batch", json={"tasks": [
+        {"name": "kid", "parent_id": root} for _ in range(120)]}).json()["tasks"]
+    first = kids[0]["id"]
+    grandkids = api.post("/v1/tasks/batch", json={"tasks": [
+        {"name": "grandkid", "parent_id": first} for _ in range(30)]}).json()["tasks"]
+    html = api.get(f"/studio/trees/{root}").text
+    assert "151 tasks" in html
+    shown = re.findall(r'id="node-(\d+)"', html)
+    assert len(shown) == 1 + 50  # the root and its first page of children; levels collapsed
+    assert "Show 70 more of 70 remaining" in html
+    assert "30 children" in html
+    more = api.get(f"/studio/partials/tree/{root}", params={"open": f"{root}:250"}).text
+    assert len(re.findall(r'id="node-(\d+)"', more)) == 121
+    opened = api.get(f"/studio/partials/tree/{root}", params={"open": f"{root},{first}"}).text
+    assert len(re.findall(r'id="node-(\d+)"', opened)) == 1 + 50 + 30
+    # The tree of a grandchild is the same tree, opened down to it.
+    grandkid = grandkids[-1]["id"]
+    focus = api.get(f"/studio/trees/{grandkid}").text
+    assert f'class="node focus" id="node-{grandkid}"' in focus
+    assert len(re.findall(r'id="node-(\d+)"', focus)) == 1 + 50 + 30
+    assert api.get(f"/studio/partials/tree/{root}", params={"open": "junk,,-1"}).status_code == 200
