@@ -156,3 +156,28 @@ def test_node_advance_uses_run_index(api: httpx.Client, db_url: str) -> None:
             "EXPLAIN SELECT id FROM tasks WHERE workflow_run_id = 1 "
             "AND status IN ('queued','running')"))
     assert "tasks_workflow_run_idx" in plan
+
+
+def test_node_task_cancelled_outside_the_report_path(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(workflow_interval_seconds=0.2)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        register_workflow(api, "w", _nodes("a", "b"), [["a", "b"]])
+        run_id = start_run(api, "w")
+        a = run_view(api, run_id)["nodes"][0]
+        assert api.post(f"/v1/tasks/{a['task_id']}/cancel").status_code == 200
+        view = wait_for(lambda: (v := run_view(api, run_id))["status"] != "running" and v)
+        assert view["status"] == "cancelled"
+        assert {n["node"]: n["status"] for n in view["nodes"]} == {"a": "cancelled",
+                                                                  "b": "skipped"}
+
+
+def test_node_lost_by_a_dead_worker_fails_the_run(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(workflow_interval_seconds=0.2, lease_seconds=0.5)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        register_workflow(api, "w", _nodes("a", "b"), [["a", "b"]])
+        run_id = start_run(api, "w")
+        claim_one(api)  # and never heartbeat: the lease runs out, no retries left
+        view = wait_for(lambda: (v := run_view(api, run_id))["status"] != "running" and v)
+        assert view["status"] == "failed"
+        assert view["error"]["error"]["type"] == "LeaseExpired"
+        assert node_status(api, run_id) == {"a": "failed", "b": "skipped"}
