@@ -146,6 +146,26 @@ def cpu_seconds(pid: int) -> float | None:
     return sum(int(x) for x in fields[11:15]) / ticks
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU of every local process named postgres (backends, walwriter...), plus what the
+    postmaster reaped from exited backends: a rough share of the database in a run."""
+    total, found = 0.0, False
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1: raw.rindex(")")]
+        if name in ("postgres", "postmaster"):
+            fields = raw.rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / ticks
+            found = True
+    return total if found else None
+
+
 def drain_stats(conn: psycopg.Connection, queue: str) -> dict[str, Any]:
     row = conn.execute(
         """SELECT count(*) FILTER (WHERE status = 'succeeded'),
@@ -166,6 +186,7 @@ def drain(url: str, server_pid: int, db_url: str, n: int, queue: str, name: str,
         conn.execute("VACUUM ANALYZE tasks")
         send_rate = send_noops(url, n, name, queue)
         server_cpu = cpu_seconds(server_pid) or 0.0
+        pg_cpu = postgres_cpu_seconds()
         worker = start_worker(url, queue, concurrency, batch, extra)
         deadline = time.monotonic() + limit_seconds
         try:
@@ -178,6 +199,9 @@ def drain(url: str, server_pid: int, db_url: str, n: int, queue: str, name: str,
             # CPU spent during the drain (the worker's includes its start-up and imports).
             stats["worker_cpu_s"] = cpu_seconds(worker.pid)
             stats["server_cpu_s"] = round((cpu_seconds(server_pid) or 0.0) - server_cpu, 2)
+            pg_after = postgres_cpu_seconds()
+            stats["postgres_cpu_s"] = (round(pg_after - pg_cpu, 2)
+                                       if pg_cpu is not None and pg_after is not None else None)
             latency = idle_latency(url, conn, name, queue) if stats["unfinished"] == 0 else None
         finally:
             stop(worker)
