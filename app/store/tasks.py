@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ApiError, not_found
 from ..jsonutil import dumps
+from ..notifier import CHANNEL
 from .notify import notify
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -55,8 +56,15 @@ WITH input AS MATERIALIZED (
     ORDER BY i.idx
     ON CONFLICT DO NOTHING
     RETURNING id, queue, CASE WHEN run_at > now() THEN run_at END AS wake_at
+), note AS (
+    -- One NOTIFY per queue, in this statement (no extra round trip): ready now, or the
+    -- earliest time something becomes ready (the payload format of notifier.encode).
+    SELECT pg_notify(%(channel)s, CASE WHEN bool_or(wake_at IS NULL) THEN queue
+        ELSE queue || E'\t' || round(extract(epoch FROM min(wake_at))::numeric, 3)::text END)
+    FROM ins GROUP BY queue
 )
-SELECT i.idx, i.id, ins.id IS NOT NULL AS inserted, ins.queue, ins.wake_at
+SELECT i.idx, i.id, ins.id IS NOT NULL AS inserted, ins.queue, ins.wake_at,
+    (SELECT count(*) FROM note) AS notified
 FROM input i LEFT JOIN ins ON ins.id = i.id
 ORDER BY i.idx
 """
@@ -73,6 +81,13 @@ JOIN tasks t ON (x.idempotency_key IS NOT NULL AND t.name = x.name
 
 # Queues come as names with caps, plus LIKE patterns expanded here to the queues that exist,
 # leaving out ``skip`` (queues with a limit or paused, which the caller listed or left out).
+# Claims and heartbeats commit without waiting for the WAL flush. Losing one in a database
+# crash is safe: the task is simply still queued (or its lease shorter), the worker's later
+# report is refused as stale, and the task runs again (execution is at-least-once). Sends
+# and reports, whose loss would lose a task or an outcome, keep synchronous commit. A later
+# synchronous commit flushes the WAL up to itself, so a durable report implies its claim.
+ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+
 CLAIM_SQL = f"""
 WITH q AS (
     SELECT * FROM unnest(%(queues)s::text[], %(caps)s::int[]) AS q(name, cap)
@@ -103,10 +118,11 @@ WITH q AS (
     INSERT INTO task_events (task_id, attempt, event, status, worker_id)
     SELECT id, attempts, 'claimed', 'running', worker_id FROM upd
 )
-SELECT {CLAIM_COLUMNS} FROM upd ORDER BY priority DESC, run_at, id
+SELECT {CLAIM_COLUMNS} FROM upd, ({ASYNC_COMMIT}) AS async_commit
+ORDER BY priority DESC, run_at, id
 """
 
-HEARTBEAT_SQL = """
+HEARTBEAT_SQL = f"""
 WITH hb AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(id bigint, lease_token uuid)
 ), upd AS (
@@ -116,7 +132,7 @@ WITH hb AS (
 )
 SELECT hb.id, upd.id IS NOT NULL AS held, COALESCE(upd.cancel_requested, false) AS cancel,
        upd.lease_expires_at
-FROM hb LEFT JOIN upd ON upd.id = hb.id
+FROM hb LEFT JOIN upd ON upd.id = hb.id, ({ASYNC_COMMIT}) AS async_commit
 """
 
 # One statement applies a batch of outcomes. A row changes only while it is running under
@@ -270,7 +286,7 @@ async def send(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -> list[S
             if missing:
                 raise ApiError(422, "unknown_parent", f"parent task {missing[0]} does not exist",
                                {"parent_ids": missing})
-        await cur.execute(SEND_SQL, {"items": payload})
+        await cur.execute(SEND_SQL, {"items": payload, "channel": CHANNEL})
         rows = await cur.fetchall()
         ids = [r["id"] for r in rows]
         dup_idx = [r["idx"] for r in rows if not r["inserted"]]
@@ -283,7 +299,6 @@ async def send(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -> list[S
             await cur.execute(EXISTING_SQL, {"items": dumps(keys)})
             for r in await cur.fetchall():
                 ids[r["idx"]] = r["id"]
-        await notify(cur, ((r["queue"], r["wake_at"]) for r in rows if r["inserted"]))
     dups = set(dup_idx)
     return [SendOutcome(id=ids[i], duplicate=i in dups) for i in range(len(items))]
 
