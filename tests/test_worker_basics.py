@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import branchwork
+import httpx
 import pytest
 from worker_helpers import events, python_worker, send, task, wait_for, wait_status
 from workers_app import add, async_always_fails, flaky, lines, multiply
@@ -131,3 +132,14 @@ def test_output_is_captured_per_attempt_and_bounded(server, api, trace_dir):
     assert "async says hi" in async_log["output"]
     assert "INFO workers_app: async info line" in async_log["output"]
 
+
+
+def test_worker_sends_the_api_token(make_server, tmp_path):
+    server = make_server(api_token="s3cret")
+    headers = {"authorization": "Bearer s3cret"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as api:
+        task_id = send(api, "add", {"a": 1, "b": 2}, queue="math")
+        with python_worker(server.url, "workers_app:reg", "-q", "math",
+                           BW_TEST_DIR=str(tmp_path), BRANCHWORK_API_TOKEN="s3cret"):
+            row = wait_status(api, task_id)
+        assert row["status"] == "succeeded" and row["result"] == 3

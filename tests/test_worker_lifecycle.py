@@ -143,3 +143,14 @@ def test_task_holding_the_gil_longer_than_the_lease_keeps_it(short, tmp_path, na
     assert row["result"] == "survived"
     assert row["attempts"] == 1
     assert events(row) == ["claimed", "succeeded"]  # never "lost"
+
+
+def test_thread_isolation_timeout_abandons_the_task_and_still_exits(short, tmp_path):
+    url, api = short
+    task_id = send(api, "stuck", {"seconds": 60}, timeout_seconds=1.0)
+    with python_worker(url, "workers_app:reg", "--isolation", "thread", "--grace-period", "1",
+                       BW_TEST_DIR=str(tmp_path)) as proc:
+        row = wait_status(api, task_id, timeout=20)
+        assert row["status"] == "failed" and row["error"]["type"] == "TimeoutError"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0  # the abandoned thread does not hold the exit

@@ -21,6 +21,7 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -405,4 +406,14 @@ class Worker:
 
 
 def run(registry: Any, options: WorkerOptions) -> int:
-    return asyncio.run(Worker(registry, options).run())
+    code = asyncio.run(Worker(registry, options).run())
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        # Threads of abandoned sync tasks (thread isolation, past their timeout or grace):
+        # they cannot be stopped, and the interpreter would wait for them at exit.
+        log.warning("exiting with task threads still running (thread isolation)")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
