@@ -146,6 +146,9 @@ class VersionCache:
         self.size = size
         self._entries: OrderedDict[Any, tuple[int, float, asyncio.Future[Any]]] = OrderedDict()
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     async def get(self, key: Any, compute: Callable[[], Awaitable[Any]],
                   min_age: float = 0.0, topic: str = "*") -> Any:
         """``min_age``: an expensive result is recomputed at most that often; a page served
