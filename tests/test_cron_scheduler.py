@@ -151,3 +151,17 @@ def test_leader_takeover_when_the_leader_dies(db_url: str) -> None:
         finally:
             for c in clients.values():
                 c.close()
+
+
+def test_resume_does_not_send_fires_of_the_pause(make_server, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(**FAST)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        wait_for(lambda: api.get("/v1/leader").json()["is_leader"], timeout=10)
+        api.put("/v1/schedules/paused", json={"target": "p", "cron": "* * * * *",
+                                              "misfire": "catch_up", "paused": True})
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("UPDATE schedules SET next_fire_at = now() - interval '1 hour'")
+        row = api.post("/v1/schedules/paused/resume").json()
+        assert datetime.fromisoformat(row["next_fire_at"]) > datetime.now(UTC)
+        time.sleep(1.0)
+        assert _cron_tasks(api, "p") == []

@@ -99,14 +99,23 @@ async def delete(conn: AsyncConnection, name: str) -> None:
 
 
 async def set_paused(conn: AsyncConnection, name: str, paused: bool) -> dict[str, Any]:
+    """Pause or resume. Resuming starts from the next fire time after now: fires that fell
+    in the pause were paused, not missed, so ``catch_up`` does not send them."""
     async with conn.cursor() as cur:
+        await cur.execute("SELECT cron, timezone, paused, now() AS now FROM schedules "
+                          "WHERE name = %s FOR UPDATE", (name,))
+        current = await cur.fetchone()
+        if current is None:
+            raise not_found("schedule", name)
+        resumed = current["paused"] and not paused
+        following = next_after(current["cron"], current["timezone"], current["now"])
         await cur.execute(
-            f"UPDATE schedules SET paused = %s, updated_at = now() WHERE name = %s "
-            f"RETURNING {COLUMNS}", (paused, name))
+            f"UPDATE schedules SET paused = %s, updated_at = now(), "
+            f"next_fire_at = CASE WHEN %s THEN %s ELSE next_fire_at END WHERE name = %s "
+            f"RETURNING {COLUMNS}", (paused, resumed, following, name))
         row = await cur.fetchone()
-    if row is None:
-        raise not_found("schedule", name)
-    return row
+        assert row is not None
+        return row
 
 
 def idempotency_key(name: str, at: datetime) -> str:
