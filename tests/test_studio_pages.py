@@ -180,3 +180,28 @@ def test_large_tree_is_paged_and_collapsed(api: httpx.Client) -> None:
     assert f'class="node focus" id="node-{grandkid}"' in focus
     assert len(re.findall(r'id="node-(\d+)"', focus)) == 1 + 50 + 30
     assert api.get(f"/studio/partials/tree/{root}", params={"open": "junk,,-1"}).status_code == 200
+
+
+def test_workers_and_definitions_pages(api: httpx.Client) -> None:
+    r = api.post("/v1/workers/register", json={
+        "worker_id": "w-reg", "queues": ["mail"], "info": {"hostname": "box-1"},
+        "tasks": [{"name": "send_email", "queue": "mail", "defaults": {"max_retries": 3},
+                   "args_schema": {"type": "object", "title": "<i>Email</i>"}}]})
+    assert r.status_code == 200, r.text
+    tid = api.post("/v1/tasks", json={"name": "send_email", "queue": "mail"}).json()["id"]
+    api.post("/v1/claim", json={"worker_id": "w-reg", "queues": ["mail"], "limit": 1})
+    html = api.get("/studio/workers").text
+    assert "w-reg" in html and "box-1" in html and "online" in html
+    assert f'href="/studio/tasks/{tid}"' in html
+    defs = api.get("/studio/definitions").text
+    assert "send_email" in defs and "max_retries" in defs
+    assert "&lt;i&gt;Email&lt;/i&gt;" in defs
+
+
+def test_time_filter(api: httpx.Client) -> None:
+    api.post("/v1/tasks", json={"name": "now"})
+    future = api.get("/studio/partials/tasks", params={"since": "2999-01-01T00:00"}).text
+    assert "No tasks match." in future
+    past = api.get("/studio/partials/tasks", params={"since": "2000-01-01T00:00",
+                                                     "until": "2999-01-01T00:00:00"}).text
+    assert "task-row-" in past
