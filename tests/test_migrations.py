@@ -98,3 +98,26 @@ def test_replicas_starting_at_once_migrate_safely(empty_db: str) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_tasks_table_has_aggressive_autovacuum(db_url: str) -> None:
+    """Claimed rows leave dead index entries at the head of the claim index; without frequent
+    vacuuming claim speed decays within a minute (see docs/operations.md)."""
+    with psycopg.connect(db_url) as conn:
+        options = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = 'tasks'").fetchone()[0]
+    assert {"fillfactor=70", "autovacuum_vacuum_scale_factor=0.01",
+            "autovacuum_vacuum_threshold=1000", "autovacuum_vacuum_cost_delay=0"} <= set(options)
+
+
+def test_claim_uses_the_claim_index(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute("INSERT INTO tasks (name, queue, status, priority, root_id) "
+                     "SELECT 't', 'q' || (i % 20), CASE WHEN i % 3 = 0 THEN 'queued' "
+                     "ELSE 'succeeded' END, 5, i FROM generate_series(1, 20000) i")
+        conn.execute("ANALYZE tasks")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT id FROM tasks WHERE status = 'queued' AND queue = 'q1' "
+            "AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT 10 "
+            "FOR UPDATE SKIP LOCKED").fetchall())
+    assert "tasks_claim_idx" in plan, plan
