@@ -101,6 +101,7 @@ def test_task_sent_after_open_appears_and_succeeds_live(tab: Page, api: httpx.Cl
     complete(api, task, {"ok": True})
     playwright_api.expect(page.locator(f"#task-row-{tid} .badge")).to_have_text(
         "succeeded", timeout=10_000)
+    tab.shot("tasks")
     # The overview counts move too, on another page, without reload.
     page2 = tab.open("/studio")
     before = page2.locator(".stat.s-succeeded .stat-value").inner_text()
@@ -109,7 +110,7 @@ def test_task_sent_after_open_appears_and_succeeds_live(tab: Page, api: httpx.Cl
     playwright_api.expect(page2.locator(".stat.s-succeeded .stat-value")).not_to_have_text(
         before, timeout=10_000)
     assert t2 > tid
-    tab.shot("tasks")
+    tab.shot("overview-live")
 
 
 def test_growing_tree_shows_new_nodes_live(tab: Page, api: httpx.Client) -> None:
