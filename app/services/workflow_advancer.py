@@ -18,6 +18,8 @@ from ..store import workflow_engine as engine
 
 log = logging.getLogger("branchwork.workflows")
 
+RECONCILE_EVERY = 5
+
 
 class WorkflowAdvancer:
     def __init__(self, pool: AsyncConnectionPool, interval: float) -> None:
@@ -40,21 +42,28 @@ class WorkflowAdvancer:
         if any(r.get("workflow_run_id") for r in rows):
             self._wake.set()
 
-    async def tick(self) -> None:
+    async def tick(self, reconcile: bool = True) -> None:
         async with self.pool.connection() as conn:
             expired = await engine.expire_runs(conn)
             if expired:
                 log.info("cancelled %d workflow run(s) past their timeout", len(expired))
-            await engine.reconcile(conn)
+            if reconcile:
+                await engine.reconcile(conn)
 
     async def _run(self) -> None:
+        ticks = 0
         while True:
+            # Deadlines are checked every tick (an index range scan). The reconcile pass
+            # reads every queued node, so it runs after a sweep that touched workflow tasks
+            # and otherwise every RECONCILE_EVERY ticks (tasks cancelled through the API).
+            reconcile = self._wake.is_set() or ticks % RECONCILE_EVERY == 0
+            self._wake.clear()
+            ticks += 1
             try:
-                await self.tick()
+                await self.tick(reconcile)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("workflow advancer tick failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)

@@ -191,8 +191,10 @@ async def lock_runs_of_tasks(cur: AsyncCursor, task_ids: Sequence[int]) -> list[
     """Lock, in id order, the runs the given tasks belong to: callers do this before they
     update those tasks, so the report path and the advancer take locks in the same order."""
     await cur.execute(
-        "SELECT r.id FROM workflow_runs r WHERE r.id IN (SELECT workflow_run_id FROM tasks "
-        "WHERE id = ANY(%s) AND workflow_run_id IS NOT NULL) ORDER BY r.id FOR UPDATE OF r",
+        # No "workflow_run_id IS NOT NULL" here: it can tempt the planner into the partial
+        # run index (all workflow tasks) instead of the primary key (only these tasks).
+        "SELECT r.id FROM workflow_runs r WHERE r.id IN (SELECT t.workflow_run_id FROM tasks t "
+        "WHERE t.id = ANY(%s)) ORDER BY r.id FOR UPDATE OF r",
         (list(task_ids),))
     return [r["id"] for r in await cur.fetchall()]
 
