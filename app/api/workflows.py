@@ -138,9 +138,12 @@ def _definition(body: WorkflowIn) -> dict[str, Any]:
 
 
 @router.put("/workflows/{name}", summary="Register (or replace) a workflow definition")
-async def register_workflow(name: WorkflowName, body: WorkflowIn, pool: Pool) -> dict[str, Any]:
+async def register_workflow(name: WorkflowName, body: WorkflowIn, pool: Pool,
+                            settings: SettingsDep) -> dict[str, Any]:
     if body.name != name:
         raise ApiError(422, "name_mismatch", f"the body names {body.name!r}, the path {name!r}")
+    for node in body.nodes:
+        check_size(node.args, settings.max_payload_bytes, f"args of node {node.name}")
     async with pool.connection() as conn:
         await store.upsert_definition(conn, _definition(body))
     return {"name": name, "nodes": len(body.nodes), "edges": len(body.edges)}
