@@ -149,6 +149,9 @@ class VersionCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def forget(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
     async def get(self, key: Any, compute: Callable[[], Awaitable[Any]],
                   min_age: float = 0.0, topic: str = "*") -> Any:
         """``min_age``: an expensive result is recomputed at most that often; a page served

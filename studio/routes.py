@@ -255,7 +255,7 @@ async def tasks_partial(request: Request,
 @router.get("/tasks/{task_id}")
 async def task_page(request: Request, task_id: TaskId) -> Response:
     _guard(request)
-    data = await views.task_detail(_pool(request), task_id)
+    data = await views.task_detail(_pool(request), _studio(request).cache, task_id)
     if data is None:
         return not_found_page(request, f"task {task_id}")
     return page(request, "task.html", {"nav": "tasks", "message": None, **data})
@@ -264,16 +264,17 @@ async def task_page(request: Request, task_id: TaskId) -> Response:
 @router.get("/partials/task/{task_id}")
 async def task_partial(request: Request, task_id: TaskId) -> Response:
     _guard(request)
-    data = await views.task_detail(_pool(request), task_id)
+    data = await views.task_detail(_pool(request), _studio(request).cache, task_id)
     if data is None:
         return not_found_page(request, f"task {task_id}")
     return page(request, "partials/task.html", {"message": None, **data})
 
 
 async def _after_action(request: Request, task_id: int, message: str) -> Response:
+    _studio(request).cache.forget(("task", task_id))  # the observer has not seen it yet
     if not _is_htmx(request):
         return RedirectResponse(f"/studio/tasks/{task_id}", status_code=303)
-    data = await views.task_detail(_pool(request), task_id)
+    data = await views.task_detail(_pool(request), _studio(request).cache, task_id)
     assert data is not None
     return page(request, "partials/task.html", {"message": message, **data})
 

@@ -58,7 +58,12 @@ async def task_list(pool: AsyncConnectionPool, cache: VersionCache, *, status: s
     return await cache.get(key, load)
 
 
-async def task_detail(pool: AsyncConnectionPool, task_id: int) -> dict[str, Any] | None:
+async def task_detail(pool: AsyncConnectionPool, cache: VersionCache,
+                      task_id: int) -> dict[str, Any] | None:
+    return await cache.get(("task", task_id), lambda: _task_detail(pool, task_id))
+
+
+async def _task_detail(pool: AsyncConnectionPool, task_id: int) -> dict[str, Any] | None:
     async with pool.connection() as conn:
         brief = await queries.task_brief(conn, task_id)
         if brief is None:
