@@ -181,3 +181,25 @@ def test_node_lost_by_a_dead_worker_fails_the_run(make_server) -> None:  # type:
         assert view["status"] == "failed"
         assert view["error"]["error"]["type"] == "LeaseExpired"
         assert node_status(api, run_id) == {"a": "failed", "b": "skipped"}
+
+
+def test_parallel_completions_queue_each_join_once(api: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    register_workflow(api, "d", _nodes("a", "b", "c", "e", "j"),
+                      [["a", "b"], ["a", "c"], ["a", "e"], ["b", "j"], ["c", "j"], ["e", "j"]])
+    runs = [start_run(api, "d") for _ in range(8)]
+    for task in claim(api, limit=100):
+        complete(api, task)
+    middle = claim(api, limit=100)
+    assert len(middle) == 24
+
+    def finish(task: dict) -> None:
+        with httpx.Client(base_url=server.url) as c:
+            complete(c, task)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(finish, middle))
+    joins = claim(api, limit=100)
+    assert sorted(t["workflow_run_id"] for t in joins) == sorted(runs)
+    assert {t["name"] for t in joins} == {"j"}
