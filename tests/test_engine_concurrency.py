@@ -235,3 +235,30 @@ def test_queue_settings_reach_other_replicas(make_server) -> None:
         got = cb.post("/v1/claim", json={"worker_id": "w", "queues": ["shared"], "limit": 5}
                       ).json()["tasks"]
         assert len(got) == 2  # 1 already running + 2 = the limit of 3
+
+
+def test_completion_frees_a_slot_for_a_waiting_claim(make_server) -> None:
+    """In a queue at its limit, a finished task wakes a waiting claim (not the 30 s poll)."""
+    server: ThreadServer = make_server(poll_interval_seconds=30, max_wait_seconds=30,
+                                       lease_seconds=120)
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        c.put("/v1/queues/one", json={"concurrency_limit": 1})
+        send_batch(c, [{"name": "t", "queue": "one"} for _ in range(2)])
+        [first] = c.post("/v1/claim", json={"worker_id": "w1", "queues": ["one"]}
+                         ).json()["tasks"]
+        result: dict = {}
+
+        def waiter() -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as w:
+                result["tasks"] = w.post("/v1/claim", json={
+                    "worker_id": "w2", "queues": ["one"], "wait_seconds": 10}).json()["tasks"]
+                result["at"] = time.monotonic()
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.7)
+        assert "tasks" not in result  # held back by the limit
+        done_at = time.monotonic()
+        c.post(f"/v1/tasks/{first['id']}/complete", json={"lease_token": first["lease_token"]})
+        thread.join(15)
+        assert len(result["tasks"]) == 1 and result["at"] - done_at < 1.0

@@ -42,7 +42,7 @@ async def _sightings(request: Request) -> Sightings:
         return state.worker_sightings
 
 
-async def _queue_cache(request: Request) -> QueueSettingsCache:
+async def queue_cache_of(request: Request) -> QueueSettingsCache:
     state = request.app.state
     try:
         return state.queue_settings_cache
@@ -66,4 +66,4 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 NotifierDep = Annotated[Notifier, Depends(_notifier)]
 KnownQueuesDep = Annotated[KnownQueues, Depends(_known_queues)]
 SightingsDep = Annotated[Sightings, Depends(_sightings)]
-QueueCacheDep = Annotated[QueueSettingsCache, Depends(_queue_cache)]
+QueueCacheDep = Annotated[QueueSettingsCache, Depends(queue_cache_of)]

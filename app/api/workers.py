@@ -14,7 +14,15 @@ from ..errors import ApiError, not_found
 from ..jsonutil import JsonResponse, StrictJsonRoute, check_size
 from ..store import tasks as store
 from ..store import workers as worker_store
-from .deps import NotifierDep, Pool, QueueCacheDep, SettingsDep, SightingsDep, body_size
+from .deps import (
+    NotifierDep,
+    Pool,
+    QueueCacheDep,
+    SettingsDep,
+    SightingsDep,
+    body_size,
+    queue_cache_of,
+)
 from .schemas import (
     ClaimIn,
     CompleteIn,
@@ -171,7 +179,9 @@ async def apply_results(results: list[ResultIn], request: Request, pool: Any,
         rows.append(row)
         if log is not None:
             logs.append({"id": item.id, "output": log})
-    applied = await store.report(pool, rows, logs)
+    special = await (await queue_cache_of(request)).special(pool)
+    limited = {name for name, q in special.items() if q["concurrency_limit"] is not None}
+    applied = await store.report(pool, rows, logs, limited=limited)
     request.app.state.metrics.reported(applied)
     return [{"id": r["id"], "outcome": _verdict(r),
              "status": r["new_status"] or r["current_status"]} for r in applied]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -380,8 +380,14 @@ async def heartbeat(pool: AsyncConnectionPool, items: Sequence[dict[str, Any]],
 
 
 async def report(pool: AsyncConnectionPool, items: Sequence[dict[str, Any]],
-                 logs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Apply a batch of outcomes fenced by lease token; the answer says what each did."""
+                 logs: Sequence[dict[str, Any]],
+                 limited: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Apply a batch of outcomes fenced by lease token; the answer says what each did.
+
+    Waiting claims are woken for retries, and for finished tasks only in queues with a
+    concurrency limit (``limited``; None: every queue), where a slot has just come free.
+    Waking every idle worker on each completion would have them all query for nothing.
+    """
     from . import workflow_engine, workflows  # they import this module
 
     for idx, item in enumerate(items):
@@ -396,7 +402,8 @@ async def report(pool: AsyncConnectionPool, items: Sequence[dict[str, Any]],
         rows = await cur.fetchall()
         if runs:
             await workflow_engine.after_report(cur, rows)
-        await notify(cur, ((r["queue"], r["wake_at"]) for r in rows if r["applied"]))
+        await notify(cur, ((r["queue"], r["wake_at"]) for r in rows if r["applied"] and (
+            limited is None or r["new_status"] == "queued" or r["queue"] in limited)))
         return rows
 
 
