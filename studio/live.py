@@ -107,14 +107,18 @@ class ChangeObserver:
         self._later[topic] = loop.call_later(delay, fire)
 
     async def _run(self) -> None:
+        delay = self.interval
         while True:
             try:
                 await self.tick()
+                delay = self.interval
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # database away: keep trying, pages keep their state
-                log.warning("studio change observer: %s", exc)
-            await asyncio.sleep(self.interval)
+            except Exception as exc:  # database away: back off, pages keep what they show
+                if delay == self.interval:
+                    log.warning("studio change observer: %s", exc)
+                delay = min(delay * 2, 5.0)
+            await asyncio.sleep(delay)
 
     async def tick(self) -> frozenset[str]:
         """One poll; returns (and publishes) the topics that changed since the last one."""
