@@ -69,26 +69,38 @@ async def changed_task_topics(conn: AsyncConnection, task_id: int, event_id: int
 
 # --- overview -------------------------------------------------------------------------------
 
-THROUGHPUT_SQL = """
+# One scan of the task table for both the status counts and the last hour's throughput.
+OVERVIEW_SQL = """
 SELECT queue, status,
-       LEAST(59, floor(extract(epoch FROM now() - finished_at) / 60))::int AS minutes_ago,
+       CASE WHEN finished_at > now() - interval '1 hour'
+                 AND status IN ('succeeded', 'failed')
+            THEN LEAST(59, floor(extract(epoch FROM now() - finished_at) / 60))::int
+       END AS minutes_ago,
        count(*) AS n
 FROM tasks
-WHERE finished_at > now() - interval '1 hour' AND status IN ('succeeded', 'failed')
 GROUP BY 1, 2, 3
 """
 
 
-async def throughput(conn: AsyncConnection) -> dict[str, dict[str, list[int]]]:
-    """Per queue: finished tasks per minute over the last hour, oldest minute first."""
+async def overview(conn: AsyncConnection) -> tuple[list[dict[str, Any]],
+                                                   dict[str, dict[str, list[int]]]]:
+    """Queue rows with counts by status, and finished tasks per minute over the last hour."""
     async with conn.cursor() as cur:
-        await cur.execute(THROUGHPUT_SQL)
+        await cur.execute(
+            "SELECT name, concurrency_limit, paused FROM queues ORDER BY name LIMIT 1000")
+        queues = {r["name"]: {**r, "queued": 0, "running": 0, "succeeded": 0, "failed": 0,
+                              "cancelled": 0} for r in await cur.fetchall()}
+        await cur.execute(OVERVIEW_SQL)
         rows = await cur.fetchall()
-    out: dict[str, dict[str, list[int]]] = {}
+    series: dict[str, dict[str, list[int]]] = {}
     for r in rows:
-        series = out.setdefault(r["queue"], {"succeeded": [0] * 60, "failed": [0] * 60})
-        series[r["status"]][59 - r["minutes_ago"]] += r["n"]
-    return out
+        q = queues.get(r["queue"])
+        if q is not None:
+            q[r["status"]] += r["n"]
+        if r["minutes_ago"] is not None:
+            s = series.setdefault(r["queue"], {"succeeded": [0] * 60, "failed": [0] * 60})
+            s[r["status"]][59 - r["minutes_ago"]] += r["n"]
+    return list(queues.values()), series
 
 
 async def workers_online(conn: AsyncConnection, offline_after: float) -> int:

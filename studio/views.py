@@ -12,7 +12,6 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from ..app.store import kv as kv_store
-from ..app.store import queues as queue_store
 from ..app.store import tasks as task_store
 from ..app.store import workers as worker_store
 from . import charts, dag, queries, tree
@@ -26,8 +25,7 @@ async def overview(pool: AsyncConnectionPool, cache: VersionCache,
                    offline_after: float) -> dict[str, Any]:
     async def load() -> dict[str, Any]:
         async with pool.connection() as conn:
-            stats = await queue_store.stats(conn)
-            series = await queries.throughput(conn)
+            stats, series = await queries.overview(conn)
             online = await queries.workers_online(conn, offline_after)
         empty = {"succeeded": [0] * 60, "failed": [0] * 60}
         for q in stats:
