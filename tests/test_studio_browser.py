@@ -80,12 +80,20 @@ def complete(api: httpx.Client, task: dict, result: object = None) -> None:
 
 
 def test_pages_load_without_console_errors(tab: Page, api: httpx.Client) -> None:
+    api.post("/v1/workers/register", json={
+        "worker_id": "worker-a1", "queues": ["default", "mail"], "info": {"hostname": "box-1"},
+        "tasks": [{"name": "hello", "queue": "default", "defaults": {"max_retries": 2},
+                   "args_schema": {"type": "object", "properties": {"x": {"type": "integer"}}}}]})
     tid = api.post("/v1/tasks", json={"name": "hello", "args": {"x": 1}}).json()["id"]
+    claim(api)
+    api.put("/v1/schedules/nightly-report", json={"target": "hello", "cron": "0 3 * * *"})
+    api.put("/v1/kv/config/feature", json={"value": '{"enabled": true}'})
     for path in ("/studio", "/studio/tasks", f"/studio/tasks/{tid}", f"/studio/trees/{tid}",
                  "/studio/workers", "/studio/definitions", "/studio/kv", "/studio/schedules",
                  "/studio/workflows"):
         tab.open(path)
         assert tab.page.locator("h1").first.is_visible()
+        tab.shot("page-" + (path.strip("/").replace("/", "-") or "root"))
     tab.open("/studio")
     tab.shot("overview")
 
