@@ -86,3 +86,12 @@ def test_cancel_a_running_tree(api: httpx.Client, server) -> None:  # type: igno
         assert len(body["cancel_requested"]) == 3 and len(body["cancelled"]) == 3
         final = _wait_tree(api, parent, timeout=30)
     assert final["rollup"]["cancelled"] == 6 and final["total"] == 6
+
+
+def test_fan_out_with_thread_isolation_and_concurrency_one(api: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
+    parent = send(api, "fan_out", {"n": 5})
+    chain = send(api, "nested", {"levels": 2})
+    with python_worker(server.url, "orchestration_app:reg", "--concurrency", "1",
+                       "--isolation", "thread"):
+        assert wait_status(api, parent, timeout=60)["result"] == 30
+        assert wait_status(api, chain, timeout=60)["result"] == 2

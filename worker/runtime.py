@@ -39,6 +39,10 @@ from .procpool import Child, ChildDied, ProcessPool
 
 log = logging.getLogger("branchwork.worker")
 
+# Extra threads (thread isolation) for tasks that wait on children: the depth of waiting
+# parents a thread-isolated worker supports beyond its concurrency.
+WAITING_HEADROOM = 256
+
 
 def make_worker_id() -> str:
     """hostname-pid-random: readable in the studio, unique across restarts and hosts."""
@@ -130,7 +134,9 @@ class Worker:
             self.pool.on_waiting = self._set_waiting
             self.pool.warm(1)
         elif self.has_sync:
-            self.threads = ThreadPoolExecutor(self.options.concurrency,
+            # Threads start only when needed; the slots limit what runs. A task waiting on
+            # its children lends its slot but keeps its thread, hence the headroom.
+            self.threads = ThreadPoolExecutor(self.options.concurrency + WAITING_HEADROOM,
                                               thread_name_prefix="branchwork-task")
         producer = asyncio.create_task(self._produce(), name="branchwork-producer")
         await self.stop_requested.wait()
