@@ -140,6 +140,7 @@ def main() -> None:
             "task_page": "/studio/tasks/60000",
             "tree_5000_default": "/studio/trees/1",
             "tree_5000_all_levels_open": f"/studio/partials/tree/1?open={open_all}:200",
+            "tree_index": "/studio/partials/trees",
             "overview": "/studio/partials/overview",
         }
         results: dict[str, Any] = {}

@@ -194,6 +194,31 @@ async def tree_rollup(conn: AsyncConnection, root_id: int) -> list[dict[str, Any
         return await cur.fetchall()
 
 
+# Roots that have children, newest first: a loose index scan over tasks_parent_idx visits
+# each distinct parent once (not every child), and stops as soon as enough roots are found.
+ROOTS_SQL = """
+WITH RECURSIVE parents(id) AS (
+    (SELECT parent_id FROM tasks WHERE parent_id < %(before)s
+     ORDER BY parent_id DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.parent_id FROM tasks t WHERE t.parent_id < p.id
+            ORDER BY t.parent_id DESC LIMIT 1)
+    FROM parents p WHERE p.id IS NOT NULL
+)
+SELECT t.id, t.name, t.queue, t.status, t.created_at, t.finished_at
+FROM parents p JOIN tasks t ON t.id = p.id
+WHERE p.id IS NOT NULL AND t.parent_id IS NULL
+LIMIT %(limit)s
+"""
+
+
+async def tree_roots(conn: AsyncConnection, before_id: int | None,
+                     limit: int) -> list[dict[str, Any]]:
+    async with conn.cursor() as cur:
+        await cur.execute(ROOTS_SQL, {"before": before_id or 2**63 - 1, "limit": limit})
+        return await cur.fetchall()
+
+
 TREE_NODE_COLUMNS = """id, name, status, queue, parent_id, depth, attempts, worker_id,
     created_at, started_at, finished_at"""
 

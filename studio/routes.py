@@ -312,13 +312,27 @@ async def retry_task(request: Request, task_id: TaskId) -> Response:
 OpenParam = Annotated[str | None, Query(alias="open", max_length=4000)]
 
 
+@router.get("/trees")
+async def trees_page(request: Request, cursor: Cursor = None) -> Response:
+    _guard(request)
+    data = await views.tree_index(_pool(request), _studio(request).cache, cursor)
+    return page(request, "trees.html", {"nav": "trees", **data})
+
+
+@router.get("/partials/trees")
+async def trees_partial(request: Request, cursor: Cursor = None) -> Response:
+    _guard(request)
+    data = await views.tree_index(_pool(request), _studio(request).cache, cursor)
+    return page(request, "partials/trees.html", data)
+
+
 @router.get("/trees/{task_id}")
 async def tree_page(request: Request, task_id: TaskId, open_: OpenParam = None) -> Response:
     _guard(request)
     view = await views.tree_view(_pool(request), _studio(request).cache, task_id, open_)
     if view is None:
         return not_found_page(request, f"task {task_id}")
-    return page(request, "tree.html", {"nav": "tasks", "tree": view})
+    return page(request, "tree.html", {"nav": "trees", "tree": view})
 
 
 @router.get("/partials/tree/{task_id}")

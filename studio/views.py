@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..app.store import kv as kv_store
 from ..app.store import tasks as task_store
+from ..app.store import trees as tree_store
 from ..app.store import workers as worker_store
 from . import charts, dag, queries, tree
 from .live import VersionCache
@@ -105,6 +106,22 @@ async def tree_view(pool: AsyncConnectionPool, cache: VersionCache, task_id: int
         async with pool.connection() as conn:
             return await tree.load(conn, task_id, open_text)
     return await cache.get(("tree", task_id, open_text), load)
+
+
+async def tree_index(pool: AsyncConnectionPool, cache: VersionCache,
+                     cursor: int | None) -> dict[str, Any]:
+    async def load() -> dict[str, Any]:
+        async with pool.connection() as conn:
+            roots = await queries.tree_roots(conn, cursor, 26)
+            more = len(roots) > 25
+            roots = roots[:25]
+            rollups = await tree_store.rollups(conn, [r["id"] for r in roots])
+        for r in roots:
+            r["rollup"] = rollups[r["id"]]
+            r["total"] = sum(r["rollup"].values())
+        return {"roots": roots, "next_cursor": roots[-1]["id"] if more and roots else None,
+                "cursor": cursor}
+    return await cache.get(("trees", cursor), load)
 
 
 async def workers(pool: AsyncConnectionPool, cache: VersionCache,

@@ -89,8 +89,8 @@ def test_pages_load_without_console_errors(tab: Page, api: httpx.Client) -> None
     api.put("/v1/schedules/nightly-report", json={"target": "hello", "cron": "0 3 * * *"})
     api.put("/v1/kv/config/feature", json={"value": '{"enabled": true}'})
     for path in ("/studio", "/studio/tasks", f"/studio/tasks/{tid}", f"/studio/trees/{tid}",
-                 "/studio/workers", "/studio/definitions", "/studio/kv", "/studio/schedules",
-                 "/studio/workflows"):
+                 "/studio/trees", "/studio/workers", "/studio/definitions", "/studio/kv",
+                 "/studio/schedules", "/studio/workflows"):
         tab.open(path)
         assert tab.page.locator("h1").first.is_visible()
         tab.shot("page-" + (path.strip("/").replace("/", "-") or "root"))

@@ -25,7 +25,8 @@ def _run(api: httpx.Client, task_id: int, outcome: str = "succeeded", **body: ob
 def test_every_page_renders(api: httpx.Client) -> None:
     tid = api.post("/v1/tasks", json={"name": "hello", "args": {"x": 1}}).json()["id"]
     for path in ("/studio", "/studio/tasks", f"/studio/tasks/{tid}", f"/studio/trees/{tid}",
-                 "/studio/workers", "/studio/definitions", "/studio/kv", "/studio/schedules",
+                 "/studio/trees", "/studio/partials/trees", "/studio/workers",
+                 "/studio/definitions", "/studio/kv", "/studio/schedules",
                  "/studio/workflows", "/studio/partials/overview", "/studio/partials/tasks",
                  f"/studio/partials/task/{tid}", f"/studio/partials/tree/{tid}",
                  "/studio/partials/workers", "/studio/partials/schedules",
@@ -205,3 +206,21 @@ def test_time_filter(api: httpx.Client) -> None:
     past = api.get("/studio/partials/tasks", params={"since": "2000-01-01T00:00",
                                                      "until": "2999-01-01T00:00:00"}).text
     assert "task-row-" in past
+
+
+def test_tree_index_lists_roots_that_sent_tasks(api: httpx.Client) -> None:
+    lonely = api.post("/v1/tasks", json={"name": "lonely"}).json()["id"]
+    roots = []
+    for i in range(30):
+        root = api.post("/v1/tasks", json={"name": f"root-{i}"}).json()["id"]
+        kid = api.post("/v1/tasks", json={"name": "kid", "parent_id": root}).json()["id"]
+        api.post("/v1/tasks", json={"name": "grandkid", "parent_id": kid})
+        roots.append(root)
+    html = api.get("/studio/trees").text
+    shown = [int(x) for x in re.findall(r'id="tree-row-(\d+)"', html)]
+    assert shown == list(reversed(roots))[:25]
+    assert f'id="tree-row-{lonely}"' not in html
+    assert "3 queued" in html
+    cursor = re.search(r'/studio/trees\?cursor=(\d+)', html).group(1)
+    rest = api.get("/studio/partials/trees", params={"cursor": cursor}).text
+    assert [int(x) for x in re.findall(r'id="tree-row-(\d+)"', rest)] == list(reversed(roots))[25:]
