@@ -34,7 +34,13 @@ async def send_items(pool: Any, known: Any, items: list[TaskIn], payload_limit: 
     rows = _prepare(items, payload_limit, body_size <= payload_limit)
     await known.ensure(pool, {r["queue"] for r in rows})
     async with pool.connection() as conn:
-        return await store.send(conn, rows)
+        # The insert is one statement, atomic by itself: autocommit saves the COMMIT round
+        # trip (a parent check or duplicate look-up around it needs no shared snapshot).
+        await conn.set_autocommit(True)
+        try:
+            return await store.send(conn, rows)
+        finally:
+            await conn.set_autocommit(False)
 
 
 @router.post("", status_code=201, summary="Send one task")

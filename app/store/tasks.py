@@ -331,7 +331,7 @@ async def claim(
     ``special`` (from :class:`QueueSettingsCache`, with the claim's glob ``globs``) saves the
     settings query: then a claim on queues without limits is a single statement.
     """
-    async with pool.connection() as conn, conn.cursor() as cur:
+    async with pool.connection() as conn:
         if special is None:
             settings = await queue_settings(conn, queues, patterns)
             expand: list[str] = []
@@ -346,6 +346,21 @@ async def claim(
         limited = sorted(s["name"] for s in settings
                          if s["concurrency_limit"] is not None and s["name"] not in paused)
         caps = {name: limit for name in names if name not in paused}
+        if not limited and special is not None:
+            # A single statement: autocommit saves the COMMIT round trip.
+            await conn.set_autocommit(True)
+        try:
+            return await _claim_in(conn, caps, limited, expand, sorted(set(skip) | names),
+                                   task_names, limit, worker_id, lease_seconds)
+        finally:
+            if conn.autocommit:
+                await conn.set_autocommit(False)
+
+
+async def _claim_in(conn: AsyncConnection, caps: dict[str, int], limited: list[str],
+                    expand: list[str], skip: list[str], task_names: Sequence[str] | None,
+                    limit: int, worker_id: str, lease_seconds: float) -> list[dict[str, Any]]:
+    async with conn.cursor() as cur:
         if limited:
             # Serialise claimers of a limited queue on its row, then count what runs.
             await cur.execute(
@@ -365,7 +380,7 @@ async def claim(
         order = sorted(caps)
         await cur.execute(CLAIM_SQL, {
             "queues": order, "caps": [caps[q] for q in order],
-            "patterns": expand, "skip": sorted(set(skip) | names),
+            "patterns": expand, "skip": skip,
             "names": list(task_names) if task_names else None,
             "n": limit, "worker_id": worker_id, "lease": lease_seconds,
         })
