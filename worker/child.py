@@ -8,6 +8,7 @@ the worker: on Linux through PR_SET_PDEATHSIG, everywhere when the pipe closes.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import os
@@ -25,6 +26,15 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="branchwork task process")
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    args = parser.parse_args()
+    child_main(args.spec, Connection(args.fd), args.parent)
 
 
 def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
@@ -93,3 +103,7 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
             send(("done", ctx.task_id, {
                 "outcome": "failed", "logs": outcome.get("logs"),
                 "error": {"type": type(exc).__name__, "message": str(exc), "traceback": None}}))
+
+
+if __name__ == "__main__":
+    main()

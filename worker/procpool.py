@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
-
-from .child import child_main
 
 log = logging.getLogger("branchwork.worker")
 
@@ -31,7 +31,7 @@ class ChildDied(Exception):
 
 
 class Child:
-    def __init__(self, process: Any, conn: Connection) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
         self.process = process
         self.conn = conn
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -44,7 +44,6 @@ class ProcessPool:
     def __init__(self, spec: str, size: int) -> None:
         self.spec = spec
         self.size = size
-        self._ctx = multiprocessing.get_context("spawn")
         self._children: list[Child] = []
         self._idle: deque[Child] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -56,15 +55,20 @@ class ProcessPool:
         self.on_waiting: Callable[[int, bool], None] | None = None
 
     def _spawn(self) -> Child:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=child_main, args=(self.spec, child_conn, os.getpid()),
-                                    name="branchwork-task-process")
-        process.start()
-        child_conn.close()
-        child = Child(process, parent_conn)
+        # A plain ``python -m branchwork.worker.child`` rather than multiprocessing's spawn:
+        # spawn re-imports the parent's __main__, which breaks (or forks forever) when a user
+        # starts the worker from a script without an ``if __name__ == "__main__"`` guard.
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "branchwork.worker.child", "--spec", self.spec,
+                 "--fd", str(theirs.fileno()), "--parent", str(os.getpid())],
+                pass_fds=[theirs.fileno()])
+            conn = Connection(ours.detach())
+        child = Child(process, conn)
         self._children.append(child)
-        self._loop.add_reader(parent_conn.fileno(), self._readable, child)
-        self._loop.add_reader(process.sentinel, self._exited, child)
+        # EOF on the socket is how we learn that the child exited, whatever the reason.
+        self._loop.add_reader(conn.fileno(), self._readable, child)
         return child
 
     def warm(self, n: int = 1) -> None:
@@ -97,10 +101,11 @@ class ProcessPool:
         self.waiting.discard(child)
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(child.conn.fileno())
-        with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_reader(child.process.sentinel)
-        child.process.join(0.5)
-        error = ChildDied(child.process.exitcode)
+        try:
+            exitcode = child.process.wait(0.5)
+        except subprocess.TimeoutExpired:
+            exitcode = None
+        error = ChildDied(exitcode)
         if not child.ready.done():
             child.ready.set_exception(error)
             child.ready.exception()  # retrieved: nobody may be waiting on it
