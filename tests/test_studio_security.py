@@ -105,3 +105,22 @@ def test_pages_send_security_headers(api: httpx.Client) -> None:
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert "unsafe-inline" not in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_bad_input_gets_a_clear_4xx(server, api: httpx.Client) -> None:
+    tid = api.post("/v1/tasks", json={"name": "keep"}).json()["id"]
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        token = _csrf(c)
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        r = c.post(f"/studio/tasks/{tid}/cancel", content=b"csrf=\xff\xfe", headers=form)
+        assert r.status_code == 400 and r.json()["code"] == "bad_form"
+        r = c.post(f"/studio/tasks/{tid}/cancel", content=b"x=" + b"a" * 70000, headers=form)
+        assert r.status_code == 413
+        assert c.post("/studio/tasks/0/cancel",
+                      headers={"x-csrf-token": token}).status_code == 422
+        assert c.post(f"/studio/tasks/{2**63}/retry",
+                      headers={"x-csrf-token": token}).status_code == 422
+        assert c.get("/studio/tasks", params={"q": "abc"}).status_code == 422
+        assert c.get("/studio/tasks", params={"name": "x\x00"}).status_code == 400
+        assert c.get("/studio/partials/tree/1", params={"open": "1," * 3000}).status_code == 422
+    assert api.get(f"/v1/tasks/{tid}").json()["status"] == "queued"
