@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import branchwork
 import httpx
 import pytest
-from worker_helpers import events, python_worker, send, task, wait_for, wait_status
+from worker_helpers import (
+    events,
+    python_worker,
+    running,
+    send,
+    task,
+    wait_for,
+    wait_status,
+    worker_env,
+)
 from workers_app import add, async_always_fails, flaky, lines, multiply
 
 
@@ -143,3 +154,12 @@ def test_worker_sends_the_api_token(make_server, tmp_path):
                            BW_TEST_DIR=str(tmp_path), BRANCHWORK_API_TOKEN="s3cret"):
             row = wait_status(api, task_id)
         assert row["status"] == "succeeded" and row["result"] == 3
+
+
+def test_worker_started_in_code_from_an_unguarded_script(server, api, tmp_path):
+    task_id = send(api, "add", {"a": 20, "b": 22}, queue="math")
+    script = str(Path(__file__).parent / "unguarded_worker_script.py")
+    with running([sys.executable, script], worker_env(server.url, BW_TEST_DIR=str(tmp_path))):
+        row = wait_status(api, task_id)
+    assert row["status"] == "succeeded" and row["result"] == 42
+    assert len(api.get("/v1/workers").json()["workers"]) == 1  # the script ran once
