@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -154,3 +155,48 @@ def test_thread_isolation_timeout_abandons_the_task_and_still_exits(short, tmp_p
         assert row["status"] == "failed" and row["error"]["type"] == "TimeoutError"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0  # the abandoned thread does not hold the exit
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append((int(entry.name), cmdline))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_heartbeat_process_killed_is_restarted_and_keeps_the_lease(short, tmp_path):
+    url, api = short
+    task_id = send(api, "slow", {"seconds": LEASE * 3, "marker": "hb"})
+    with python_worker(url, BW_TEST_DIR=str(tmp_path)) as proc:
+        wait_for(lambda: lines(tmp_path, "hb") == ["start 1"], what="the task to start")
+        [(hb_pid, _)] = [c for c in _children(proc.pid) if "branchwork.worker.heartbeat" in c[1]]
+        os.kill(hb_pid, signal.SIGKILL)
+        wait_for(lambda: [c for c in _children(proc.pid)
+                          if "branchwork.worker.heartbeat" in c[1] and c[0] != hb_pid],
+                 what="a new heartbeat process")
+        row = wait_status(api, task_id, timeout=30)
+    assert row["status"] == "succeeded" and row["attempts"] == 1
+    assert events(row) == ["claimed", "succeeded"]
+
+
+def test_result_refused_by_the_server_fails_that_task_only(make_server, tmp_path):
+    server = make_server(max_payload_bytes=2000)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        small = [send(api, "big_result", {"n": 10}, queue="math") for _ in range(3)]
+        big = send(api, "big_result", {"n": 50_000}, queue="math")
+        with python_worker(server.url, "workers_app:reg", "-q", "math",
+                           BW_TEST_DIR=str(tmp_path)):
+            rows = [wait_status(api, i) for i in [*small, big]]
+    assert [r["status"] for r in rows] == ["succeeded"] * 3 + ["failed"]
+    assert rows[0]["result"] == "x" * 10
+    assert rows[3]["error"]["type"] == "ResultRefused"
+    assert "413" in rows[3]["error"]["message"]

@@ -200,3 +200,8 @@ async def async_noisy() -> str:
     print("async says hi")
     log.info("async info line")
     return "done"
+
+
+@reg.task(queue="math")
+async def big_result(n: int) -> str:
+    return "x" * n
