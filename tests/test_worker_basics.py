@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -163,3 +164,17 @@ def test_worker_started_in_code_from_an_unguarded_script(server, api, tmp_path):
         row = wait_status(api, task_id)
     assert row["status"] == "succeeded" and row["result"] == 42
     assert len(api.get("/v1/workers").json()["workers"]) == 1  # the script ran once
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("no_such_module:reg", "cannot import 'no_such_module'"),
+    ("workers_app:nope", "has no attribute 'nope'"),
+    ("workers_app", "expected module:registry"),
+    ("workers_app:lines", "not a branchwork Registry"),
+])
+def test_bad_registry_spec_exits_2_with_a_message(server, spec, message):
+    cmd = [sys.executable, "-m", "branchwork.app.cli", "run-worker", spec]
+    done = subprocess.run(cmd, env=worker_env(server.url), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
