@@ -60,6 +60,13 @@ def test_schedule_api_validates_and_manages(api: httpx.Client) -> None:
     assert api.get("/v1/schedules/nightly").status_code == 404
     assert api.delete("/v1/schedules/nightly").status_code == 404
     assert api.post("/v1/schedules/ghost/pause").status_code == 404
+    # Task names may hold "/", and so may the schedule names made from them.
+    r = api.put("/v1/schedules/task:jobs/clean", json={"target": "jobs/clean",
+                                                       "cron": "0 * * * *"})
+    assert r.status_code == 200 and r.json()["name"] == "task:jobs/clean"
+    assert api.post("/v1/schedules/task:jobs/clean/pause").json()["paused"] is True
+    assert api.get("/v1/schedules/task:jobs/clean").json()["target"] == "jobs/clean"
+    assert api.delete("/v1/schedules/task:jobs/clean").json()["deleted"] is True
 
 
 def test_fires_once_per_time_with_two_replicas(make_server) -> None:  # type: ignore[no-untyped-def]

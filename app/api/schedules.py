@@ -18,7 +18,8 @@ from .workflows import TaskOptions
 
 router = APIRouter(prefix="/v1", tags=["schedules"], route_class=StrictJsonRoute)
 
-ScheduleName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/]+$")]
+# Names may hold "/" (task names do): the routes take the rest of the path.
+ScheduleName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 
 
 def check_cron(expr: str) -> str:
@@ -55,7 +56,7 @@ class ScheduleIn(Strict):
 
 
 class NamedScheduleIn(ScheduleIn):
-    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 
 
 class ScheduleBatchIn(Strict):
@@ -70,7 +71,7 @@ def _spec(name: str, body: ScheduleIn, source: str, settings: Any) -> dict[str, 
             "grace_seconds": body.grace_seconds, "paused": body.paused, "source": source}
 
 
-@router.put("/schedules/{name}", summary="Create or update a schedule")
+@router.put("/schedules/{name:path}", summary="Create or update a schedule")
 async def put_schedule(name: ScheduleName, body: ScheduleIn, pool: Pool,
                        settings: SettingsDep) -> dict[str, Any]:
     async with pool.connection() as conn:
@@ -92,27 +93,27 @@ async def list_schedules(pool: Pool) -> dict[str, Any]:
         return {"schedules": await store.list_all(conn)}
 
 
-@router.get("/schedules/{name}", summary="One schedule")
+@router.get("/schedules/{name:path}", summary="One schedule")
 async def get_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
     async with pool.connection() as conn:
         return await store.get(conn, name)
 
 
-@router.delete("/schedules/{name}", summary="Remove a schedule")
+@router.delete("/schedules/{name:path}", summary="Remove a schedule")
 async def delete_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
     async with pool.connection() as conn:
         await store.delete(conn, name)
     return {"name": name, "deleted": True}
 
 
-@router.post("/schedules/{name}/pause", summary="Stop firing until resumed")
+@router.post("/schedules/{name:path}/pause", summary="Stop firing until resumed")
 async def pause_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
     async with pool.connection() as conn:
         return await store.set_paused(conn, name, True)
 
 
-@router.post("/schedules/{name}/resume", summary="Fire again (missed fires follow the misfire "
-             "policy)")
+@router.post("/schedules/{name:path}/resume",
+             summary="Fire again, from the next fire time after now")
 async def resume_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
     async with pool.connection() as conn:
         return await store.set_paused(conn, name, False)
