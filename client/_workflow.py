@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 NODE_OPTIONS = frozenset({"queue", "priority", "max_retries", "timeout_seconds"})
 RUN_OPTIONS = frozenset({"queue", "priority", "timeout_seconds", "idempotency_key"})
 TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
+MAX_NODES = 1000
 
 
 class WorkflowError(BranchworkError):
@@ -310,6 +311,9 @@ class Workflow(_RunSender):
         if not graph.nodes:
             raise DefinitionError(f"workflow {self.name!r} has no nodes: chain tasks with >> "
                                   "(or return a task) in its body")
+        if len(graph.nodes) > MAX_NODES:
+            raise DefinitionError(f"workflow {self.name!r} has {len(graph.nodes)} nodes; the "
+                                  f"server takes at most {MAX_NODES}")
         _check_acyclic(self.name, graph)
         self.nodes = graph.nodes
         self.edges = graph.edges
