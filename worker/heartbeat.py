@@ -30,6 +30,7 @@ import httpx
 
 MIN_INTERVAL = 0.2
 MAX_INTERVAL = 10.0
+CHUNK = 10_000
 
 
 class Leases:
@@ -85,25 +86,28 @@ def run(url: str, worker_id: str, token: str | None) -> None:
     with httpx.Client(base_url=url, headers=headers, timeout=10.0) as http:
         while not leases.stop:
             started = time.monotonic()
-            try:
-                answer = http.post("/v1/heartbeat", json={"worker_id": worker_id,
-                                                          "tasks": leases.snapshot()})
-                if answer.status_code == 200:
-                    body = answer.json()
-                    lease = float(body.get("lease_seconds") or 30.0)
-                    interval = min(MAX_INTERVAL, max(MIN_INTERVAL, lease / 3))
-                    _emit({"lease_seconds": lease})
-                    if body.get("lost"):
-                        leases.drop(body["lost"])
-                        _emit({"lost": body["lost"]})
-                    if body.get("cancel"):
-                        _emit({"cancel": body["cancel"]})
-                else:
-                    print(f"branchwork heartbeat: HTTP {answer.status_code}: "
-                          f"{answer.text[:300]}", file=sys.stderr, flush=True)
-            except (httpx.HTTPError, ValueError) as exc:
-                print(f"branchwork heartbeat: {exc!r}", file=sys.stderr, flush=True)
-                interval = min(interval, 1.0)  # try again soon while the lease still holds
+            held = leases.snapshot()
+            # The server takes up to 10,000 leases per heartbeat; an empty one still says "alive".
+            for start in range(0, max(len(held), 1), CHUNK):
+                try:
+                    answer = http.post("/v1/heartbeat", json={
+                        "worker_id": worker_id, "tasks": held[start:start + CHUNK]})
+                    if answer.status_code == 200:
+                        body = answer.json()
+                        lease = float(body.get("lease_seconds") or 30.0)
+                        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, lease / 3))
+                        _emit({"lease_seconds": lease})
+                        if body.get("lost"):
+                            leases.drop(body["lost"])
+                            _emit({"lost": body["lost"]})
+                        if body.get("cancel"):
+                            _emit({"cancel": body["cancel"]})
+                    else:
+                        print(f"branchwork heartbeat: HTTP {answer.status_code}: "
+                              f"{answer.text[:300]}", file=sys.stderr, flush=True)
+                except (httpx.HTTPError, ValueError) as exc:
+                    print(f"branchwork heartbeat: {exc!r}", file=sys.stderr, flush=True)
+                    interval = min(interval, 1.0)  # try again soon while the lease holds
             leases.wake.wait(max(0.0, interval - (time.monotonic() - started)))
 
 

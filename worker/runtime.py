@@ -206,9 +206,12 @@ class Worker:
         if self.handles:
             await asyncio.wait(set(self.handles), timeout=5)
         if left:
+            refs = [{"id": r.task["id"], "lease_token": r.task["lease_token"]} for r in left]
+            released: list[Any] = []
             try:
-                released = await self.client.release(self.worker_id, [
-                    {"id": r.task["id"], "lease_token": r.task["lease_token"]} for r in left])
+                for start in range(0, len(refs), 1000):
+                    released += await self.client.release(self.worker_id,
+                                                          refs[start:start + 1000])
                 log.info("released %d unfinished task(s) to the queue", len(released))
             except BranchworkError as exc:
                 log.error("release failed (%s); the tasks run again after their lease", exc)
