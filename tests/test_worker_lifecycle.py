@@ -68,7 +68,8 @@ def test_kill_9_loses_nothing_and_records_once(short, tmp_path):
     assert time.monotonic() - killed_at < 20
 
 
-def test_sigterm_releases_unfinished_tasks_without_using_a_retry(short, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_releases_unfinished_tasks_without_using_a_retry(short, tmp_path, sig):
     url, api = short
     long_id = send(api, "wait_for_file", {"name": "go"})
     quick_id = send(api, "slow", {"seconds": 0.5, "marker": "quick"})
@@ -76,7 +77,7 @@ def test_sigterm_releases_unfinished_tasks_without_using_a_retry(short, tmp_path
                        BW_TEST_DIR=str(tmp_path)) as first:
         wait_for(lambda: lines(tmp_path, "go.started"), what="the long task to start")
         wait_for(lambda: lines(tmp_path, "quick") == ["start 1"], what="the quick one")
-        first.send_signal(signal.SIGTERM)
+        first.send_signal(sig)
         assert first.wait(20) == 0
     # The quick task finished within the grace period; the long one went back to the queue.
     assert task(api, quick_id)["status"] == "succeeded"
