@@ -262,3 +262,13 @@ def test_completion_frees_a_slot_for_a_waiting_claim(make_server) -> None:
         c.post(f"/v1/tasks/{first['id']}/complete", json={"lease_token": first["lease_token"]})
         thread.join(15)
         assert len(result["tasks"]) == 1 and result["at"] - done_at < 1.0
+
+
+def test_wait_is_capped_by_the_server(make_server) -> None:
+    server: ThreadServer = make_server(max_wait_seconds=1.0, poll_interval_seconds=0.3)
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        start = time.monotonic()
+        got = c.post("/v1/claim", json={"worker_id": "w", "wait_seconds": 3600}).json()
+        waited = time.monotonic() - start
+    assert got == {"tasks": []}
+    assert 0.9 < waited < 3.0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
+import pg
 import psycopg
 from servers import ThreadServer, free_port, process_server
 
@@ -130,8 +132,8 @@ def test_dropped_database_connections_recover(make_server, db_url: str) -> None:
 def test_requests_during_an_outage_get_503_not_500(make_server, db_url: str) -> None:
     """While every new connection is refused, the API answers 503 with the error body."""
     server: ThreadServer = make_server(pool_min_size=1, pool_max_size=2)
-    dbname = db_url.rsplit("/", 1)[1]
-    with psycopg.connect(db_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+    dbname = urlsplit(db_url).path.lstrip("/")
+    with pg.admin(db_url) as admin:
         admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
         try:
             admin.execute(
