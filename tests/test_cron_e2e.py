@@ -33,3 +33,13 @@ def test_worker_registers_schedules_that_fire(make_server) -> None:  # type: ign
         assert runs[0]["idempotency_key"].startswith("schedule:workflow:cron_flow:")
         api.post("/v1/schedules/task:every_second/pause")
         api.post("/v1/schedules/workflow:cron_flow/pause")
+        # A policy set through the API survives the worker registering again.
+        api.put("/v1/schedules/task:every_second", json={
+            "target": "every_second", "cron": "* * * * * *", "misfire": "catch_up",
+            "grace_seconds": 5, "timezone": "Asia/Tokyo"})
+        item = {"name": "task:every_second", "target": "every_second", "cron": "* * * * * *"}
+        api.post("/v1/schedules/register", json={"schedules": [item]})
+        row = api.get("/v1/schedules/task:every_second").json()
+        assert (row["misfire"], row["grace_seconds"], row["timezone"], row["paused"]) == (
+            "catch_up", 5, "Asia/Tokyo", True)
+        assert row["source"] == "worker"

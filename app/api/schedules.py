@@ -82,8 +82,8 @@ async def put_schedule(name: ScheduleName, body: ScheduleIn, pool: Pool,
 async def register_schedules(body: ScheduleBatchIn, pool: Pool,
                              settings: SettingsDep) -> dict[str, Any]:
     async with pool.connection() as conn:
-        rows = [await store.upsert(conn, _spec(s.name, s, "worker", settings))
-                for s in body.schedules]
+        rows = [await store.upsert(conn, _spec(s.name, s, "worker", settings),
+                                   keep_policy=True) for s in body.schedules]
     return {"schedules": rows}
 
 

@@ -49,9 +49,21 @@ async def db_now(conn: AsyncConnection) -> datetime:
         return row["now"]
 
 
-async def upsert(conn: AsyncConnection, spec: dict[str, Any]) -> dict[str, Any]:
-    """Create or update; the next fire time is recomputed only when the timing changed."""
+async def upsert(conn: AsyncConnection, spec: dict[str, Any],
+                 keep_policy: bool = False) -> dict[str, Any]:
+    """Create or update; the next fire time is recomputed only when the timing changed.
+
+    ``keep_policy`` (a worker registering its schedules): an existing row keeps its time
+    zone, misfire policy and grace, which only the API sets, so a worker restart does not
+    undo them."""
     now = await db_now(conn)
+    if keep_policy:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT timezone, misfire, grace_seconds FROM schedules "
+                              "WHERE name = %s", (spec["name"],))
+            existing = await cur.fetchone()
+        if existing is not None:
+            spec = {**spec, **existing}
     first = next_after(spec["cron"], spec["timezone"], now)
     async with conn.cursor() as cur:
         await cur.execute(
