@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servers import free_port, process_server
 from worker_helpers import events, python_worker, send, task, wait_for, wait_status
 from workers_app import lines
 
@@ -201,3 +202,22 @@ def test_result_refused_by_the_server_fails_that_task_only(make_server, tmp_path
     assert rows[0]["result"] == "x" * 10
     assert rows[3]["error"]["type"] == "ResultRefused"
     assert "413" in rows[3]["error"]["message"]
+
+
+
+def test_worker_rides_out_a_server_restart(db_url, tmp_path):
+    """Started before the server, the worker keeps trying; after a restart it carries on."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with python_worker(url, "workers_app:reg", "-q", "math", BW_TEST_DIR=str(tmp_path)) as w:
+        with process_server(db_url, port=port, lease_seconds=LEASE), \
+                httpx.Client(base_url=url, timeout=30) as api:
+            before = send(api, "add", {"a": 1, "b": 1}, queue="math")
+            assert wait_status(api, before)["status"] == "succeeded"
+        time.sleep(1.0)  # server gone: the worker's claims and heartbeats fail meanwhile
+        with process_server(db_url, port=port, lease_seconds=LEASE), \
+                httpx.Client(base_url=url, timeout=30) as api:
+            after = send(api, "add", {"a": 2, "b": 2}, queue="math")
+            row = wait_status(api, after, timeout=30)
+            assert row["status"] == "succeeded" and row["result"] == 4
+            assert w.poll() is None
