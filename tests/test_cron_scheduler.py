@@ -104,10 +104,11 @@ def test_misfire_catch_up_and_skip(make_server, db_url: str) -> None:  # type: i
     server = make_server(**FAST)
     with httpx.Client(base_url=server.url, timeout=30) as api:
         wait_for(lambda: api.get("/v1/leader").json()["is_leader"], timeout=10)
-        for name, misfire in (("catchup", "catch_up"), ("skipper", "skip")):
+        for name, misfire, grace in (("catchup", "catch_up", 0), ("skipper", "skip", 0),
+                                     ("recent", "skip", 150)):
             r = api.put(f"/v1/schedules/{name}", json={
-                "target": name, "cron": "* * * * *", "misfire": misfire, "grace_seconds": 0,
-                "paused": True})
+                "target": name, "cron": "* * * * *", "misfire": misfire,
+                "grace_seconds": grace, "paused": True})
             assert r.status_code == 200
             _backdate(db_url, name, 300)  # as if the servers were down for five minutes
         wait_for(lambda: all(datetime.fromisoformat(s["next_fire_at"]) > datetime.now(UTC)
@@ -117,6 +118,9 @@ def test_misfire_catch_up_and_skip(make_server, db_url: str) -> None:  # type: i
         assert all(t.second == 0 for t in caught)
         skipped = _cron_tasks(api, "skipper")
         assert len(skipped) <= 1  # grace 0: missed fires are dropped (a boundary may be now)
+        recent = _fire_times(_cron_tasks(api, "recent"))
+        assert len(recent) in (2, 3)  # only the fires of the last 150 seconds
+        assert all(t.second == 0 for t in recent)
 
 
 def test_workflow_schedule_starts_runs(make_server) -> None:  # type: ignore[no-untyped-def]

@@ -169,7 +169,7 @@ async def fire_due(conn: AsyncConnection, limit: int = 100) -> list[dict[str, An
             times = fire_times(sched["cron"], sched["timezone"], sched["next_fire_at"], now)
             if sched["misfire"] == "skip":
                 grace = timedelta(seconds=sched["grace_seconds"])
-                times = [t for t in times[-1:] if now - t <= grace]
+                times = [t for t in times if now - t <= grace]
                 following = next_after(sched["cron"], sched["timezone"], now)
             else:
                 last = times[-1] if times else sched["next_fire_at"]
