@@ -68,3 +68,31 @@ def test_images_are_built_from_the_dockerfile() -> None:
         assert f"COPY {folder} ./{folder}" in dockerfile
         assert (ROOT / folder).is_dir()
     assert "pip install ." in dockerfile and "EXPOSE 8000" in dockerfile
+
+
+def test_the_worker_command_of_the_compose_file_runs(make_server) -> None:
+    """The worker service's command, run for real against a server (as the image would)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    server = make_server()
+    command = compose()["services"]["worker"]["command"]
+    env = dict(os.environ, BRANCHWORK_URL=server.url, PYTHONPATH=str(ROOT))
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        tid = c.post("/v1/tasks", json={"name": "hello", "args": {"name": "compose"}}).json()["id"]
+        worker = subprocess.Popen([sys.executable, "-m", "branchwork.app.cli", *command[1:]],
+                                  env=env, cwd="/")
+        try:
+            deadline = time.monotonic() + 30
+            while (task := c.get(f"/v1/tasks/{tid}").json())["status"] != "succeeded":
+                assert worker.poll() is None, "worker exited"
+                assert time.monotonic() < deadline, task
+                time.sleep(0.2)
+            assert task["result"] == "hello, compose"
+        finally:
+            worker.terminate()
+            worker.wait(30)
