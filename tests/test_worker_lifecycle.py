@@ -39,6 +39,9 @@ def test_sync_task_past_its_timeout_is_killed_and_retried(short, tmp_path):
     assert events(row).count("claimed") == 2
     assert events(row)[-1] in ("failed", "timed_out")
     assert lines(tmp_path, "stuck") == ["started", "started"]
+    # Output streamed from the killed process before it was killed is kept.
+    assert any("going to sleep" in log["output"] and "killed" in log["output"]
+               for log in row["logs"]), row["logs"]
     assert lines(tmp_path, f"errors-{task_id}") == ["1 TimeoutError", "2 TimeoutError"]
 
 
@@ -131,7 +134,8 @@ def test_cancel_reaches_running_async_and_sync_tasks(short, tmp_path):
     assert lines(tmp_path, "async_forever") == ["started", "cancelled"]
     assert lines(tmp_path, "cooperative") == ["started", "saw cancel"]
     assert lines(tmp_path, "stubborn") == ["started"]
-    assert "killed" in rows[stubborn_id]["logs"][0]["output"]
+    stubborn_log = rows[stubborn_id]["logs"][0]["output"]
+    assert "stubborn: not stopping" in stubborn_log and "killed" in stubborn_log
 
 
 @pytest.mark.parametrize("name, isolation", [("async_gil_hog", "process"),

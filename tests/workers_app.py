@@ -85,6 +85,7 @@ def record(label: str) -> str:
           on_error=_count_error)
 def stuck(seconds: float) -> str:
     trace("stuck", "started")
+    print("stuck: going to sleep")
     time.sleep(seconds)
     return "finished"
 
@@ -154,6 +155,7 @@ def cooperative(limit: float) -> str:
 @reg.task
 def stubborn() -> None:
     trace("stubborn", "started")
+    print("stubborn: not stopping")
     time.sleep(3600)  # ignores cancellation: must be killed
 
 

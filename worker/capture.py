@@ -27,12 +27,14 @@ class OutputBuffer:
         self._parts: list[str] = []
         self._size = 0
         self.truncated = False
+        self.writes = 0  # changes when something was written: cheap "anything new?" check
 
     def write(self, text: str) -> None:
         if not text:
             return
         self._parts.append(text)
         self._size += len(text)
+        self.writes += 1
         if self._size > 2 * self.limit:
             self._compact()
 
@@ -43,6 +45,13 @@ class OutputBuffer:
             self.truncated = True
         self._parts = [joined]
         self._size = len(joined)
+
+    def snapshot(self) -> str:
+        """The text so far, without touching the buffer: safe from another thread."""
+        text = "".join(list(self._parts))
+        truncated = self.truncated or len(text) > self.limit
+        text = text[-self.limit:]
+        return (TRUNCATED + text) if truncated else text
 
     def getvalue(self) -> str | None:
         """The captured text, or None when the attempt printed nothing."""

@@ -16,10 +16,12 @@ import queue
 import signal
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+OUTPUT_EVERY = 0.5
 
 
 def _die_with_parent() -> None:
@@ -81,6 +83,25 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
         with send_lock:
             conn.send(message)
 
+    running: dict[str, Any] = {"task_id": None, "buffer": None}
+
+    def stream_output() -> None:
+        """Every half second, the output so far goes to the worker, so an attempt killed
+        for its timeout or an ignored cancellation still has its logs."""
+        seen: tuple[int | None, int] = (None, 0)
+        while True:
+            time.sleep(OUTPUT_EVERY)
+            with lock:
+                task_id, buffer = running["task_id"], running["buffer"]
+            if task_id is None or buffer is None or (task_id, buffer.writes) == seen:
+                continue
+            seen = (task_id, buffer.writes)
+            with contextlib.suppress(OSError):
+                send(("output", task_id, buffer.snapshot()))
+
+    threading.Thread(target=stream_output, daemon=True, name="branchwork-child-output").start()
+    tasks = registry.tasks
+
     conn.send(("ready", os.getpid()))
     while True:
         job = jobs.get()
@@ -91,11 +112,14 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
             current["ctx"] = ctx
             if ctx.task_id in cancelled:
                 ctx.cancel_requested.set()
-        definition = registry.tasks.get(ctx.task_name)
+        definition = tasks.get(ctx.task_name) or registry.tasks.get(ctx.task_name)
         buffer = capture.OutputBuffer(job["log_limit"])
+        with lock:
+            running.update(task_id=ctx.task_id, buffer=buffer)
         outcome = run_sync(definition, ctx, job["task"].get("args"), buffer)
         with lock:
             current["ctx"] = None
+            running.update(task_id=None, buffer=None)
             cancelled.discard(ctx.task_id)
         try:
             send(("done", ctx.task_id, outcome))

@@ -53,6 +53,8 @@ class ProcessPool:
         # callback to lend the task's slot as well.
         self.waiting: set[Child] = set()
         self.on_waiting: Callable[[int, bool], None] | None = None
+        # Output of a running task so far (see child.stream_output).
+        self.on_output: Callable[[int, str], None] | None = None
 
     def _spawn(self) -> Child:
         # A plain ``python -m branchwork.worker.child`` rather than multiprocessing's spawn:
@@ -85,6 +87,9 @@ class ProcessPool:
                 elif message[0] == "done" and child.result and not child.result.done():
                     self.waiting.discard(child)
                     child.result.set_result(message[2])
+                elif message[0] == "output" and child.task_id == message[1]:
+                    if self.on_output is not None:
+                        self.on_output(message[1], message[2])
                 elif message[0] == "waiting" and child.task_id == message[1]:
                     (self.waiting.add if message[2] else self.waiting.discard)(child)
                     if message[2]:

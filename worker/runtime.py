@@ -132,6 +132,7 @@ class Worker:
             self.pool = ProcessPool(self.options.spec,
                                     self.options.processes or self.options.concurrency)
             self.pool.on_waiting = self._set_waiting
+            self.pool.on_output = self._on_output
             self.pool.warm(1)
         elif self.has_sync:
             # Threads start only when needed; the slots limit what runs. A task waiting on
@@ -364,6 +365,13 @@ class Worker:
             exc = timeout_error(r.ctx)
             await self._on_error(r, exc)
             return {**failed(r.definition, r.ctx, exc), "logs": r.buffer.getvalue()}
+
+    def _on_output(self, task_id: int, text: str) -> None:
+        """Output so far of a sync task in a child process: kept in case the child is killed."""
+        r = self.running.get(task_id)
+        if r is not None:
+            r.buffer = capture.OutputBuffer(self.options.log_limit)
+            r.buffer.write(text)
 
     def _set_waiting(self, task_id: int, flag: bool) -> None:
         """A task entered or left ``branchwork.waiting()``: lend or take back its slot. A
