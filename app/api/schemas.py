@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 TaskName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][\w.:\-/]*$")]
 QueueName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w][\w.:\-/]*$")]
@@ -14,8 +23,11 @@ QueueName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w][\
 QueuePattern = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w*?][\w.:\-/*?]*$")]
 WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 Key = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]+$")]
-TaskId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-Priority = Annotated[int, Field(ge=1, le=10)]
+TaskId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # paths and queries (text, converted)
+# In JSON bodies numbers must be numbers: "5" or true is a wrong type, not a 5 or a 1.
+BodyTaskId = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+Priority = Annotated[StrictInt, Field(ge=1, le=10)]
+Seconds = Annotated[StrictFloat, Field(ge=0, le=31_536_000)]
 
 DEFAULT_PRIORITY = 5
 
@@ -31,15 +43,15 @@ class TaskIn(Strict):
     args: Any = None
     queue: QueueName = "default"
     priority: Priority = DEFAULT_PRIORITY
-    max_retries: Annotated[int, Field(ge=0, le=1000)] = 0
-    retry_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] = 1.0
+    max_retries: Annotated[StrictInt, Field(ge=0, le=1000)] = 0
+    retry_delay_seconds: Seconds = 1.0
     retry_backoff: Literal["fixed", "linear", "exponential"] = "exponential"
-    retry_max_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] = 3600.0
-    timeout_seconds: Annotated[float, Field(gt=0, le=31_536_000)] | None = None
-    delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
+    retry_max_delay_seconds: Seconds = 3600.0
+    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=31_536_000)] | None = None
+    delay_seconds: Seconds | None = None
     run_at: datetime | None = None
     idempotency_key: Key | None = None
-    parent_id: TaskId | None = None
+    parent_id: BodyTaskId | None = None
     spawn_key: Key | None = None
 
     @field_validator("run_at")
@@ -71,12 +83,12 @@ class ClaimIn(Strict):
     worker_id: WorkerId
     queues: Annotated[list[QueuePattern], Field(min_length=1, max_length=100)] = ["default"]
     task_names: Annotated[list[TaskName], Field(max_length=10_000)] | None = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 1
-    wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    limit: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+    wait_seconds: Annotated[StrictFloat, Field(ge=0, le=3600)] = 0.0
 
 
 class LeaseRef(Strict):
-    id: TaskId
+    id: BodyTaskId
     lease_token: uuid.UUID
 
 
@@ -92,12 +104,12 @@ class ErrorInfo(Strict):
 
 
 class ResultIn(Strict):
-    id: TaskId
+    id: BodyTaskId
     lease_token: uuid.UUID
     outcome: Literal["succeeded", "failed", "cancelled"]
     result: Any = None
     error: ErrorInfo | None = None
-    retry_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
+    retry_delay_seconds: Seconds | None = None
     logs: str | None = None
 
 
@@ -115,7 +127,7 @@ class CompleteIn(Strict):
 class FailIn(Strict):
     lease_token: uuid.UUID
     error: ErrorInfo = ErrorInfo()
-    retry_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
+    retry_delay_seconds: Seconds | None = None
     logs: str | None = None
 
 
@@ -125,8 +137,8 @@ class ReleaseIn(Strict):
 
 
 class QueueIn(Strict):
-    concurrency_limit: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
-    paused: bool | None = None
+    concurrency_limit: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
+    paused: StrictBool | None = None
 
 
 class TaskDefinitionIn(Strict):
@@ -148,4 +160,4 @@ class KVValueIn(Strict):
 
 
 class KVIncrementIn(Strict):
-    by: Annotated[int, Field(ge=-(2**62), le=2**62)] = 1
+    by: Annotated[StrictInt, Field(ge=-(2**62), le=2**62)] = 1
