@@ -20,7 +20,7 @@ from worker_helpers import (
     wait_status,
     worker_env,
 )
-from workers_app import add, async_always_fails, flaky, lines, multiply
+from workers_app import EmailArgs, add, async_always_fails, flaky, lines, multiply, send_email
 
 
 @pytest.fixture
@@ -45,7 +45,8 @@ def test_issue_example_end_to_end(server, api, client, trace_dir):
         workers = api.get("/v1/workers").json()["workers"]
         assert len(workers) == 1 and workers[0]["online"]
         assert "add" in workers[0]["task_names"] and "multiply" in workers[0]["task_names"]
-        assert sorted(workers[0]["queues"]) == ["ctx", "default", "math", "ordered", "tree"]
+        assert sorted(workers[0]["queues"]) == ["ctx", "default", "email", "math", "ordered",
+                                                "tree"]
         host, pid, rand = workers[0]["id"].rsplit("-", 2)
         assert int(pid) == proc.pid and len(rand) == 6
         names = {d["name"] for d in api.get("/v1/task-definitions").json()["definitions"]}
@@ -178,3 +179,20 @@ def test_bad_registry_spec_exits_2_with_a_message(server, spec, message):
                           timeout=60)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_readme_example(server, api, client, trace_dir):
+    run = send_email.send(EmailArgs(to="a@b.c", subject="hi"))
+    urgent = send_email.with_config(priority=10, idempotency_key="welcome-42").send(
+        to="a@b.c", subject="welcome")
+    again = send_email.with_config(idempotency_key="welcome-42").send(to="x@y.z", subject="x")
+    flaky_run = send_email.send(to="c@d.e", subject="flaky")
+    assert again.id == urgent.id and again.duplicate
+    with python_worker(server.url, "workers_app:reg", "-q", "email",
+                       BW_TEST_DIR=str(trace_dir)):
+        assert run.result(timeout=30) == {"sent": True, "to": "a@b.c", "attempt": 1}
+        assert urgent.result(timeout=30)["to"] == "a@b.c"
+        assert flaky_run.result(timeout=30) == {"sent": True, "to": "c@d.e", "attempt": 2}
+    assert branchwork.KV.get("emails-sent") == "4"  # three tasks, one of them twice
+    queue = {q["name"]: q for q in api.get("/v1/queues").json()["queues"]}["email"]
+    assert queue["concurrency_limit"] == 10  # declared in code, written to the server

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from branchwork import KV, Registry, get_context
+from branchwork import KV, Queue, Registry, get_context
+from pydantic import BaseModel
 
 reg = Registry()
 log = logging.getLogger("workers_app")
@@ -207,3 +208,20 @@ async def async_noisy() -> str:
 @reg.task(queue="math")
 async def big_result(n: int) -> str:
     return "x" * n
+
+
+# -- the README's example ---------------------------------------------------------------------
+class EmailArgs(BaseModel):
+    to: str
+    subject: str
+
+
+@reg.task(queue=Queue("email", concurrency_limit=10), max_retries=3, timeout_seconds=30,
+          retry_backoff=lambda attempt: 0.2 * attempt)
+def send_email(args: EmailArgs) -> dict:
+    ctx = get_context()
+    assert ctx is not None
+    KV.increment("emails-sent")
+    if args.subject == "flaky" and ctx.attempt_number == 1:
+        raise ConnectionError("smtp went away")
+    return {"sent": True, "to": args.to, "attempt": ctx.attempt_number}
