@@ -389,9 +389,14 @@ async def _claim_in(conn: AsyncConnection, caps: dict[str, int], limited: list[s
 
 async def heartbeat(pool: AsyncConnectionPool, items: Sequence[dict[str, Any]],
                     lease_seconds: float) -> list[dict[str, Any]]:
-    async with pool.connection() as conn, conn.cursor() as cur:
-        await cur.execute(HEARTBEAT_SQL, {"items": dumps(items), "lease": lease_seconds})
-        return await cur.fetchall()
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)  # one statement: no separate COMMIT round trip
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(HEARTBEAT_SQL, {"items": dumps(items), "lease": lease_seconds})
+                return await cur.fetchall()
+        finally:
+            await conn.set_autocommit(False)
 
 
 async def report(pool: AsyncConnectionPool, items: Sequence[dict[str, Any]],
