@@ -236,7 +236,7 @@ def idle_latency(url: str, conn: psycopg.Connection, name: str, queue: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=30_000)
-    parser.add_argument("--configs", default="200x200,500x500,1000x1000",
+    parser.add_argument("--configs", default="100x100,500x500,2000x1000",
                         help="concurrency x batch size settings to try (async no-op)")
     parser.add_argument("--sync", default="200x200x2",
                         help="concurrency x batch x processes for the sync no-op (process "
