@@ -20,7 +20,16 @@ from worker_helpers import (
     wait_status,
     worker_env,
 )
-from workers_app import EmailArgs, add, async_always_fails, flaky, lines, multiply, send_email
+from workers_app import (
+    EmailArgs,
+    add,
+    async_always_fails,
+    flaky,
+    lines,
+    multiply,
+    reg,
+    send_email,
+)
 
 
 @pytest.fixture
@@ -45,8 +54,8 @@ def test_issue_example_end_to_end(server, api, client, trace_dir):
         workers = api.get("/v1/workers").json()["workers"]
         assert len(workers) == 1 and workers[0]["online"]
         assert "add" in workers[0]["task_names"] and "multiply" in workers[0]["task_names"]
-        assert sorted(workers[0]["queues"]) == ["ctx", "default", "email", "math", "ordered",
-                                                "tree"]
+        # Default queues: those of the registry's tasks.
+        assert sorted(workers[0]["queues"]) == sorted({d.queue.name for d in reg.tasks.values()})
         host, pid, rand = workers[0]["id"].rsplit("-", 2)
         assert int(pid) == proc.pid and len(rand) == 6
         names = {d["name"] for d in api.get("/v1/task-definitions").json()["definitions"]}
@@ -196,3 +205,17 @@ def test_readme_example(server, api, client, trace_dir):
     assert branchwork.KV.get("emails-sent") == "4"  # three tasks, one of them twice
     queue = {q["name"]: q for q in api.get("/v1/queues").json()["queues"]}["email"]
     assert queue["concurrency_limit"] == 10  # declared in code, written to the server
+
+
+def test_concurrency_caps_tasks_running_at_once_and_globs_select_queues(server, api,
+                                                                        trace_dir):
+    ids = [send(api, "overlap", {"i": i}, queue="limits") for i in range(8)]
+    with python_worker(server.url, "workers_app:reg", "-q", "lim*", "-c", "3",
+                       BW_TEST_DIR=str(trace_dir)):
+        rows = [wait_status(api, i) for i in ids]
+    assert all(r["status"] == "succeeded" for r in rows)
+    running, peak = 0, 0
+    for line in lines(trace_dir, "overlap"):
+        running += 1 if line.startswith("+") else -1
+        peak = max(peak, running)
+    assert peak == 3  # never more than --concurrency, and it does use all of them

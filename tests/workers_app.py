@@ -225,3 +225,11 @@ def send_email(args: EmailArgs) -> dict:
     if args.subject == "flaky" and ctx.attempt_number == 1:
         raise ConnectionError("smtp went away")
     return {"sent": True, "to": args.to, "attempt": ctx.attempt_number}
+
+
+@reg.task(queue="limits")
+async def overlap(i: int) -> int:
+    trace("overlap", f"+ {i}")
+    await asyncio.sleep(0.3)
+    trace("overlap", f"- {i}")
+    return i
