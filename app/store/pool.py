@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import select
+
 import orjson
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 set_json_loads(orjson.loads)
 set_json_dumps(orjson.dumps)
+
+
+def _quiet(conn: AsyncConnection) -> bool:
+    """True when nothing is waiting on an idle connection's socket.
+
+    An idle pooled connection receives nothing unless the server is going away: a terminated
+    backend sends its FATAL error and closes the socket, which makes it readable at once.
+    """
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+async def check_on_checkout(conn: AsyncConnection) -> None:
+    """Replace dropped connections before a request uses them, without a round trip each.
+
+    ``check_connection`` (an empty query) on every checkout cost about an eighth of the
+    server's CPU under load; a zero-timeout ``select`` finds a closed or terminated connection
+    just as well, and only then is the full check run (which fails, so the pool replaces it).
+    """
+    if not _quiet(conn):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 async def open_pool(conninfo: str, min_size: int, max_size: int) -> AsyncConnectionPool:
@@ -18,7 +45,7 @@ async def open_pool(conninfo: str, min_size: int, max_size: int) -> AsyncConnect
         max_size=max_size,
         kwargs={"row_factory": dict_row},
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=check_on_checkout,
         # A request waits this long for a connection during an outage, then gets a 503.
         timeout=10,
     )
