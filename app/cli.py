@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 def _server(args: argparse.Namespace) -> int:
     import uvicorn
+
+    class Server(uvicorn.Server):
+        """Exits 0 after a graceful shutdown instead of re-raising SIGTERM/SIGINT."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
 
     from .main import create_app
     from .settings import Settings
@@ -19,8 +31,9 @@ def _server(args: argparse.Namespace) -> int:
     if settings.database_url is None:
         print(f"branchwork: no BRANCHWORK_DATABASE_URL; embedded PostgreSQL data in "
               f"{settings.data_dir}", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=args.log_level, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level=args.log_level, timeout_graceful_shutdown=5)
+    Server(config).run()
     return 0
 
 

@@ -25,6 +25,9 @@ def libpq_url(url: str) -> str:
     return url
 
 
+_embedded: list[object] = []
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir`` and return a URL to it.
 
@@ -37,9 +40,20 @@ def start_embedded(data_dir: Path) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode="stop")
+    _embedded.append(server)
     url = server.get_uri(database="postgres")
     log.info("embedded PostgreSQL running, data in %s", data_dir)
     return url
+
+
+def stop_embedded() -> None:
+    """Let go of the embedded PostgreSQL this process started; the last user stops it.
+
+    The package also does this at exit, but a process ended by a signal skips ``atexit``;
+    the server calls this from its shutdown so a SIGTERM never leaves PostgreSQL behind.
+    """
+    while _embedded:
+        _embedded.pop().cleanup()  # type: ignore[attr-defined]
 
 
 def resolve_database_url(configured: str | None, data_dir: Path) -> str:

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse
 from ..studio.routes import install as install_studio
 from . import migrate
 from .api import health, kv, metrics, queues, tasks, workers
-from .database import resolve_database_url
+from .database import resolve_database_url, stop_embedded
 from .errors import install_error_handlers
 from .jsonutil import JsonResponse
 from .metrics import Metrics
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await service.stop()
             await notifier.stop()
             await pool.close()
+            await asyncio.to_thread(stop_embedded)
 
     app = FastAPI(
         title="Branchwork",
