@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from fastapi import APIRouter, Path, Request
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from ..jsonutil import StrictJsonRoute, check_size
 from ..store import leader as leader_store
 from ..store import schedules as store
 from .deps import Pool, SettingsDep
-from .schemas import Strict, TaskName
+from .schemas import Seconds, Strict, TaskName
 from .workflows import TaskOptions
 
 router = APIRouter(prefix="/v1", tags=["schedules"], route_class=StrictJsonRoute)
@@ -26,6 +27,12 @@ def check_cron(expr: str) -> str:
     """Five fields (minute ... weekday), or six with seconds last, as croniter reads them."""
     if len(expr.split()) not in (5, 6) or not croniter.is_valid(expr):
         raise ValueError(f"{expr!r} is not a valid cron expression")
+    try:
+        # Valid syntax can still name no real date ("0 0 31 2 *"): croniter finds that out
+        # only when asked for a fire time, which the store does after this check.
+        croniter(expr, datetime.now(UTC)).get_next(datetime)
+    except CroniterError as exc:
+        raise ValueError(f"{expr!r} never fires (no such date)") from exc
     return expr
 
 
@@ -37,8 +44,8 @@ class ScheduleIn(Strict):
     args: Any = None
     options: TaskOptions = TaskOptions()
     misfire: Literal["skip", "catch_up"] = "skip"
-    grace_seconds: Annotated[float, Field(ge=0, le=31_536_000)] = 60.0
-    paused: bool | None = None
+    grace_seconds: Seconds = 60.0
+    paused: StrictBool | None = None
 
     @field_validator("cron")
     @classmethod
@@ -50,7 +57,8 @@ class ScheduleIn(Strict):
     def _tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            # OSError: a folder of the zone database ("America") is no zone.
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -153,6 +154,16 @@ class WorkerRegisterIn(Strict):
     queues: Annotated[list[QueuePattern], Field(max_length=100)] = []
     info: dict[str, Any] = {}
     tasks: Annotated[list[TaskDefinitionIn], Field(max_length=10_000)] = []
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> WorkerRegisterIn:
+        # One upsert statement cannot write a definition twice; which copy should win is a
+        # guess, so a registry listing a name twice is refused rather than half-applied.
+        counts = Counter(d.name for d in self.tasks)
+        dups = sorted(n for n, k in counts.items() if k > 1)
+        if dups:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(dups[:10])}")
+        return self
 
 
 class KVValueIn(Strict):

@@ -9,14 +9,14 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from ..errors import ApiError
 from ..jsonutil import StrictJsonRoute, check_size
 from ..store import workflow_engine as engine
 from ..store import workflows as store
 from .deps import Pool, SettingsDep
-from .schemas import Key, Priority, QueueName, Strict, TaskId, TaskName
+from .schemas import BodyTaskId, Key, Priority, QueueName, Seconds, Strict, TaskName
 
 router = APIRouter(prefix="/v1", tags=["workflows"], route_class=StrictJsonRoute)
 
@@ -27,6 +27,8 @@ ChannelKey = Annotated[str, Path(min_length=1, max_length=512, pattern=r"^[^\x00
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 MAX_NODES = 1000
 WAIT_POLL_SECONDS = 0.2
+# Body numbers and booleans are strict, as in the engine's schemas ("5" or true is no 5).
+Timeout = Annotated[StrictFloat, Field(gt=0, le=31_536_000)]
 
 
 class TaskOptions(Strict):
@@ -34,17 +36,17 @@ class TaskOptions(Strict):
 
     queue: QueueName | None = None
     priority: Priority | None = None
-    max_retries: Annotated[int, Field(ge=0, le=1000)] | None = None
-    retry_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
+    max_retries: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    retry_delay_seconds: Seconds | None = None
     retry_backoff: Literal["fixed", "linear", "exponential"] | None = None
-    retry_max_delay_seconds: Annotated[float, Field(ge=0, le=31_536_000)] | None = None
-    timeout_seconds: Annotated[float, Field(gt=0, le=31_536_000)] | None = None
+    retry_max_delay_seconds: Seconds | None = None
+    timeout_seconds: Timeout | None = None
 
 
 class NodeIn(TaskOptions):
     name: NodeName
     task: TaskName
-    max_cycles: Annotated[int, Field(ge=1, le=100_000)] = 1
+    max_cycles: Annotated[StrictInt, Field(ge=1, le=100_000)] = 1
     args: Any = None
 
 
@@ -52,7 +54,7 @@ class WorkflowIn(Strict):
     name: TaskName
     queue: QueueName = "default"
     priority: Priority = 5
-    timeout_seconds: Annotated[float, Field(gt=0, le=31_536_000)] | None = None
+    timeout_seconds: Timeout | None = None
     args_schema: dict[str, Any] | None = None
     nodes: Annotated[list[NodeIn], Field(min_length=1, max_length=MAX_NODES)]
     edges: Annotated[list[tuple[NodeName, NodeName]], Field(max_length=100_000)] = []
@@ -91,7 +93,7 @@ class RunIn(Strict):
     args: Any = None
     queue: QueueName | None = None
     priority: Priority | None = None
-    timeout_seconds: Annotated[float, Field(gt=0, le=31_536_000)] | None = None
+    timeout_seconds: Timeout | None = None
     idempotency_key: Key | None = None
 
 
@@ -101,12 +103,12 @@ class TaskSpecIn(TaskOptions):
 
 
 class DirectiveIn(Strict):
-    task_id: TaskId
+    task_id: BodyTaskId
     lease_token: uuid.UUID
     action: Literal["next_task", "next_iteration", "terminate", "cancel"]
     task: TaskSpecIn | None = None
     node: NodeName | None = None
-    goto: bool = False
+    goto: StrictBool = False
     args: Any = None
     reason: Annotated[str, Field(max_length=10_000)] | None = None
 
@@ -122,7 +124,7 @@ class ChannelValueIn(Strict):
 
 
 class ChannelIncrementIn(Strict):
-    by: Annotated[int, Field(ge=-(2**62), le=2**62)] = 1
+    by: Annotated[StrictInt, Field(ge=-(2**62), le=2**62)] = 1
 
 
 def _definition(body: WorkflowIn) -> dict[str, Any]:
