@@ -272,3 +272,21 @@ def test_wait_is_capped_by_the_server(make_server) -> None:
         waited = time.monotonic() - start
     assert got == {"tasks": []}
     assert 0.9 < waited < 3.0
+
+
+def test_concurrent_sends_with_one_idempotency_key(make_server, db_url: str) -> None:
+    server: ThreadServer = make_server()
+
+    def sender(n: int) -> list[dict]:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            return [c.post("/v1/tasks", json={"name": "once", "idempotency_key": f"k{i}"}).json()
+                    for i in range(20)]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(sender, range(8)))
+    for i in range(20):
+        per_key = [a[i] for a in answers]
+        assert len({a["id"] for a in per_key}) == 1
+        assert sorted(a["duplicate"] for a in per_key) == [False] + [True] * 7
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM tasks WHERE name = 'once'").fetchone()[0] == 20
