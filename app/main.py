@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await service.stop()
             await notifier.stop()
             await pool.close()
-            await asyncio.to_thread(stop_embedded)
+            if settings.database_url is None:  # only the PostgreSQL this app started
+                await asyncio.to_thread(stop_embedded)
 
     app = FastAPI(
         title="Branchwork",
