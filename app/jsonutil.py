@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from .errors import ApiError
 
@@ -18,8 +18,11 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LONG_DIGITS = re.compile(rb"\d{19,}")
 
 
-class JsonResponse(Response):
-    """JSON rendered by orjson (datetimes, UUIDs and large batches, quickly)."""
+class JsonResponse(JSONResponse):
+    """JSON rendered by orjson (datetimes, UUIDs and large batches, quickly).
+
+    A ``JSONResponse`` subclass so that the OpenAPI document describes bodies as JSON (from the
+    route's return type) rather than as a plain string."""
 
     media_type = "application/json"
 

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 
 from ..studio.routes import install as install_studio
 from . import migrate
+from . import openapi as api_document
 from .api import health, kv, metrics, queues, tasks, workers
 from .database import resolve_database_url, stop_embedded
 from .errors import install_error_handlers
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, tasks, workers, queues, kv, metrics):
         app.include_router(module.router)
     install_studio(app)
+    api_document.install(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

@@ -1,5 +1,6 @@
 """Property: whatever the OpenAPI document allows (and much it does not), the server never
-answers 5xx, and every 4xx carries the error body ``{code, message, details}``.
+answers 5xx, every 4xx carries the error body ``{code, message, details}``, and status, media
+type and body match what the document says.
 
 Schemathesis generates the requests from ``/openapi.json`` of a real server (uvicorn in a
 thread, its own database); the run is derandomized and bounded, so it is the same in CI every
@@ -17,6 +18,12 @@ import schemathesis
 from branchwork.app.main import create_app
 from branchwork.app.settings import Settings
 from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from servers import thread_server
 
 # Long polls would spend the budget waiting: the server caps every wait at this.
@@ -47,6 +54,10 @@ schema = schemathesis.openapi.from_dict(
 def test_no_server_error_and_one_error_shape(case: Any, fuzz_server: Any) -> None:
     response = case.call(base_url=fuzz_server.url, timeout=10)
     assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
+    # Bodies, statuses and media types as /openapi.json describes them (app/openapi.py).
+    case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                             content_type_conformance,
+                                             response_schema_conformance])
     if response.status_code >= 400:
         body = response.json()
         assert isinstance(body, dict) and set(body) == {"code", "message", "details"}, body

@@ -152,3 +152,24 @@ def test_channel_increment_and_directive_do_not_guess_types(api: httpx.Client,
     assert snapshot(db_url) == before
     r = api.post(f"/v1/workflow-runs/{run_id}/channel/n/increment", json={"by": 2})
     assert r.json()["value"] == 3
+
+
+def test_openapi_document_renders_and_tells_the_real_error_body(api: httpx.Client) -> None:
+    assert api.get("/docs").status_code == 200
+    r = api.get("/openapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    operations = [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items()]
+    assert len(operations) > 40
+    assert [f"{m} {p}" for m, p, op in operations if not op.get("summary")] == []
+    error = {"$ref": "#/components/schemas/Error"}
+    assert set(doc["components"]["schemas"]["Error"]["required"]) == {"code", "message",
+                                                                       "details"}
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    for method, path, op in operations:
+        for status in ("4XX", *(s for s in op["responses"] if s.startswith("4"))):
+            schema = op["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == error, (method, path, status)
+    # JSON bodies are described as JSON, not as a string (they were: {"type": "string"}).
+    send = doc["paths"]["/v1/tasks/{task_id}"]["get"]["responses"]["200"]
+    assert send["content"]["application/json"]["schema"].get("type") != "string"
