@@ -173,3 +173,23 @@ def test_openapi_document_renders_and_tells_the_real_error_body(api: httpx.Clien
     # JSON bodies are described as JSON, not as a string (they were: {"type": "string"}).
     send = doc["paths"]["/v1/tasks/{task_id}"]["get"]["responses"]["200"]
     assert send["content"]["application/json"]["schema"].get("type") != "string"
+
+
+def test_refused_send_to_a_new_queue_leaves_no_queue_behind(api: httpx.Client,
+                                                            db_url: str) -> None:
+    # The queue row used to be committed on its own before the insert: a send refused for an
+    # unknown parent still left an empty queue in GET /v1/queues and the studio.
+    before = snapshot(db_url)
+    r = api.post("/v1/tasks", json={"name": "t", "queue": "fresh", "parent_id": 777777})
+    assert_refused(r, 422, "unknown_parent")
+    r = api.post("/v1/tasks/batch", json={"tasks": [{"name": "t", "queue": "fresh2"},
+                                                    {"name": "t", "parent_id": 777777}]})
+    assert_refused(r, 422, "unknown_parent")
+    assert snapshot(db_url) == before
+    assert "fresh" not in {q["name"] for q in api.get("/v1/queues").json()["queues"]}
+    # Accepted, the same send creates the queue with its task, and a glob claim finds both.
+    tid = api.post("/v1/tasks", json={"name": "t", "queue": "fresh"}).json()["id"]
+    [queue] = [q for q in api.get("/v1/queues").json()["queues"] if q["name"] == "fresh"]
+    assert queue["queued"] == 1
+    [task] = api.post("/v1/claim", json={"worker_id": "w", "queues": ["fre*"]}).json()["tasks"]
+    assert task["id"] == tid

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from ..errors import ApiError
 from ..jsonutil import JsonResponse, StrictJsonRoute, check_size
 from ..store import tasks as store
+from ..store.workflows import ensure_queues
 from .deps import KnownQueuesDep, Pool, SettingsDep, body_size
 from .schemas import TaskBatchIn, TaskId, TaskIn
 
@@ -32,15 +33,24 @@ def _prepare(items: list[TaskIn], payload_limit: int, body_small: bool) -> list[
 async def send_items(pool: Any, known: Any, items: list[TaskIn], payload_limit: int,
                      body_size: int) -> list[store.SendOutcome]:
     rows = _prepare(items, payload_limit, body_size <= payload_limit)
-    await known.ensure(pool, {r["queue"] for r in rows})
+    new_queues = known.unknown(r["queue"] for r in rows)
     async with pool.connection() as conn:
-        # The insert is one statement, atomic by itself: autocommit saves the COMMIT round
-        # trip (a parent check or duplicate look-up around it needs no shared snapshot).
-        await conn.set_autocommit(True)
-        try:
-            return await store.send(conn, rows)
-        finally:
-            await conn.set_autocommit(False)
+        if new_queues:
+            # First send to a queue: its row and the tasks commit together (glob claims see
+            # both at once), and a refused send (unknown parent) leaves no empty queue.
+            async with conn.cursor() as cur:
+                await ensure_queues(cur, new_queues)
+            outs = await store.send(conn, rows)
+        else:
+            # The insert is one statement, atomic by itself: autocommit saves the COMMIT round
+            # trip (a parent check or duplicate look-up around it needs no shared snapshot).
+            await conn.set_autocommit(True)
+            try:
+                return await store.send(conn, rows)
+            finally:
+                await conn.set_autocommit(False)
+    known.remember(new_queues)
+    return outs
 
 
 @router.post("", status_code=201, summary="Send one task")

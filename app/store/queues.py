@@ -51,6 +51,15 @@ class KnownQueues:
                 (new,))
         self._names.update(new)
 
+    def unknown(self, names: Iterable[str]) -> list[str]:
+        """Names without a known row: a send inserts them in its own transaction, so that a
+        refused send (unknown parent) leaves no empty queue behind."""
+        return sorted(set(names) - self._names)
+
+    def remember(self, names: Iterable[str]) -> None:
+        """Only after the transaction that inserted the rows has committed."""
+        self._names.update(names)
+
 
 class QueueSettingsCache:
     """This process's copy of the queues whose settings differ from the default (a concurrency
