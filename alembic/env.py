@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import branchwork.app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
+import branchwork.app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from alembic import context
 
 target_metadata = SQLModel.metadata

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 import uvicorn
+
 from branchwork.app import migrate
 from branchwork.app.main import create_app
 from branchwork.app.settings import Settings

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+
 from branchwork import Registry
 
 reg = Registry()

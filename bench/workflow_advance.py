@@ -21,6 +21,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
 from branchwork.app import migrate
 from branchwork.app.store import tasks as task_store
 from branchwork.app.store import workflows as wf_store

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pydantic import BaseModel
+
 from branchwork import (
     KV,
     Registry,
@@ -13,7 +15,6 @@ from branchwork import (
     get_workflow_context,
     node,
 )
-from pydantic import BaseModel
 
 reg = Registry()
 

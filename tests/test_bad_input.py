@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import pg
 import psycopg
 import pytest
+
+import pg
 from servers import ThreadServer, thread_server
 
 TABLES = ("tasks", "task_events", "task_logs", "queues", "workers", "task_definitions", "kv")

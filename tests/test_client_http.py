@@ -6,10 +6,11 @@ import json
 import os
 from collections.abc import Iterator
 
-import branchwork
 import httpx
 import pytest
 import respx
+
+import branchwork
 from branchwork import (
     AsyncClient,
     Client,

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import branchwork
 import httpx
 import pytest
+from pydantic import BaseModel
+
+import branchwork
 from branchwork import (
     KV,
     Client,
@@ -32,7 +34,6 @@ from branchwork import (
     WaitTimeout,
     task_context,
 )
-from pydantic import BaseModel
 from servers import free_port, process_server
 
 

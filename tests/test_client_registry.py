@@ -9,6 +9,8 @@ import functools
 import math
 
 import pytest
+from pydantic import BaseModel
+
 from branchwork import (
     DefinitionError,
     InvalidArgs,
@@ -19,7 +21,6 @@ from branchwork import (
     get_context,
     task_context,
 )
-from pydantic import BaseModel
 
 
 class EmailArgs(BaseModel):

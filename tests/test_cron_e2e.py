@@ -4,6 +4,7 @@ server's scheduler sends them; the worker runs them."""
 from __future__ import annotations
 
 import httpx
+
 from orchestration_helpers import wait_for
 from worker_helpers import python_worker
 

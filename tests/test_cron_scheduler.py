@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import psycopg
+
 from orchestration_helpers import register_workflow, wait_for
 from servers import process_server
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+
 from servers import free_port, wait_healthy
 
 

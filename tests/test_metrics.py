@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+
 from branchwork.app.metrics import MAX_SERIES, OTHER, Metrics, escape_label
 
 

@@ -7,18 +7,19 @@ import sys
 import uuid
 from collections.abc import Iterator
 
-import branchwork.app.models  # noqa: F401  (registers the tables)
-import pg
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+from sqlmodel import SQLModel
+
+import branchwork.app.models  # noqa: F401  (registers the tables)
+import pg
 from branchwork.app import migrate
 from branchwork.app.database import sqlalchemy_url
 from servers import free_port, server_env, wait_healthy
-from sqlalchemy import create_engine
-from sqlmodel import SQLModel
 
 
 @pytest.fixture

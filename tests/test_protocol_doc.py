@@ -6,6 +6,7 @@ import re
 import shutil
 
 import pytest
+
 from worker_helpers import ROOT, running, send, wait_status, worker_env
 
 pytestmark = pytest.mark.skipif(not (shutil.which("jq") and shutil.which("curl")),

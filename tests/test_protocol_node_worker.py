@@ -7,6 +7,7 @@ import shutil
 import signal
 
 import pytest
+
 from worker_helpers import ROOT, events, running, send, task, wait_for, wait_status, worker_env
 
 NODE = shutil.which("node")

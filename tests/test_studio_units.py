@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from branchwork.studio import auth, dag, tree
 from branchwork.studio.live import Subscriber, VersionCache
 

@@ -6,6 +6,7 @@ import threading
 import time
 
 import httpx
+
 from orchestration_helpers import claim, claim_one, complete
 
 

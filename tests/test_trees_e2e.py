@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from orchestration_helpers import wait_for
 from worker_helpers import python_worker, send, wait_status
 

@@ -7,9 +7,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import branchwork
 import httpx
 import pytest
+
+import branchwork
 from worker_helpers import (
     events,
     python_worker,

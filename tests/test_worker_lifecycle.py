@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from servers import free_port, process_server
 from worker_helpers import events, python_worker, send, task, wait_for, wait_status
 from workers_app import lines

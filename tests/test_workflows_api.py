@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import psycopg
+
 from orchestration_helpers import (
     claim,
     claim_one,

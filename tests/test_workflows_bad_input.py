@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import pg
 import psycopg
 import pytest
+
+import pg
 from orchestration_helpers import claim_one, register_workflow, start_run
 from servers import ThreadServer, thread_server
 

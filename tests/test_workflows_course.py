@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+
 from orchestration_helpers import (
     claim,
     claim_one,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import branchwork
 import pytest
-from branchwork import DefinitionError, Registry, node
 from pydantic import BaseModel
+
+import branchwork
+from branchwork import DefinitionError, Registry, node
 
 
 class Args(BaseModel):

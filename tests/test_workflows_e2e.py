@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import contextlib
 
-import branchwork
 import httpx
 import pytest
+from pydantic import BaseModel
+
+import branchwork
 from branchwork import WorkflowCancelled, WorkflowFailed
 from orchestration_app import ETLArgs, etl, failing, loop, too_slow
 from orchestration_app import channel_flow as channel_wf
 from orchestration_app import course as course_wf
-from pydantic import BaseModel
 from worker_helpers import python_worker
 
 WORKER = ("orchestration_app:reg", "--concurrency", "4")

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from branchwork import KV, Queue, Registry, get_context
 from pydantic import BaseModel
+
+from branchwork import KV, Queue, Registry, get_context
 
 reg = Registry()
 log = logging.getLogger("workers_app")
