@@ -7,7 +7,6 @@ never later than another replica can take it over.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -18,8 +17,7 @@ import uuid
 from psycopg_pool import AsyncConnectionPool
 
 from ..store import leader as store
-
-log = logging.getLogger("branchwork.leader")
+from .periodic import PeriodicService
 
 ROLE = "scheduler"
 
@@ -28,28 +26,27 @@ def replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class LeaderElector:
+class LeaderElector(PeriodicService):
+    task_name = "branchwork-leader"
+    failure_message = "leader lease renewal failed"
+    log = logging.getLogger("branchwork.leader")
+
     def __init__(self, pool: AsyncConnectionPool, lease_seconds: float,
                  role: str = ROLE, me: str | None = None) -> None:
+        super().__init__(lease_seconds / 3)
         self.pool = pool
         self.lease_seconds = lease_seconds
         self.role = role
         self.me = me or replica_id()
         self._valid_until = 0.0
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def is_leader(self) -> bool:
         return time.monotonic() < self._valid_until
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="branchwork-leader")
-
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        """Stop renewing and hand the lease back, so another replica need not wait it out."""
+        await super().stop()
         if self.is_leader:
             self._valid_until = 0.0
             with contextlib.suppress(Exception):
@@ -64,17 +61,11 @@ class LeaderElector:
         # Counted from before the statement: our copy never outlives the row's.
         self._valid_until = started + self.lease_seconds if held else 0.0
         if held and not was:
-            log.info("%s is now the %s leader", self.me, self.role)
+            self.log.info("%s is now the %s leader", self.me, self.role)
         elif was and not held:
-            log.warning("%s lost the %s lease", self.me, self.role)
+            self.log.warning("%s lost the %s lease", self.me, self.role)
         return held
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.try_acquire()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("leader lease renewal failed")
-            await asyncio.sleep(self.lease_seconds / 3)
+    async def step(self) -> bool:
+        await self.try_acquire()
+        return False
