@@ -186,7 +186,7 @@ class KVEntry(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
 
 
-# --- Workflows, cron schedules and leader election (issue 4) -------------------------------
+# --- Workflows, cron schedules and leader election ----------------------------------------
 
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
 NODE_STATUSES = ("pending", "queued", "succeeded", "failed", "skipped", "cancelled")

@@ -45,7 +45,7 @@ def client(server):
     branchwork.configure()
 
 
-def test_issue_example_end_to_end(server, api, client, trace_dir):
+def test_sync_and_async_tasks_end_to_end(server, api, client, trace_dir):
     """Send with the client, run on a worker, read the results back through the client."""
     runs = [add.send(2, 3), multiply.send(4, 5), add.send(a=10, b=-1)]
     with python_worker(server.url, BW_TEST_DIR=str(trace_dir)) as proc:

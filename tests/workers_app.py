@@ -41,7 +41,7 @@ def hog_gil(seconds: float) -> int:
     return sum(range(int(rate * seconds)))
 
 
-# -- the example: a sync and an async task, results back to the sender ---------------
+# -- a sync and an async task, results back to the sender -----------------------------------
 @reg.task(queue="math")
 def add(a: int, b: int) -> int:
     return a + b

@@ -1,5 +1,6 @@
-"""Wires issue 4 into the app: tree, workflow and schedule routes; the workflow advancer,
-leader elector and cron scheduler as lifespan services."""
+"""Wires orchestration into the app: tree, workflow and schedule routes; the workflow
+advancer, leader elector and cron scheduler as lifespan services (started only with
+``run_services``, stopped in reverse order)."""
 
 from __future__ import annotations
 
