@@ -19,73 +19,16 @@ import multiprocessing as mp
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def fresh_database() -> tuple[str, str, str]:
-    """(server url, database name, database url) of a new, empty database."""
-    server = os.environ.get("BRANCHWORK_BENCH_DATABASE_URL")
-    if not server:
-        from branchwork.app.database import start_embedded
-
-        server = start_embedded(Path(tempfile.mkdtemp(prefix="branchwork-bench-")) / "pgdata")
-    from branchwork.app.database import libpq_url
-
-    server = libpq_url(server)
-    name = f"bw_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(with_database(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server, name, with_database(server, name)
-
-
-def drop_database(server: str, name: str) -> None:
-    with psycopg.connect(with_database(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def start_server(db_url: str, port: int, pool_max: int) -> subprocess.Popen:
-    env = dict(os.environ, BRANCHWORK_DATABASE_URL=db_url, BRANCHWORK_PORT=str(port),
-               BRANCHWORK_POOL_MIN_SIZE=str(min(4, pool_max)),
-               BRANCHWORK_POOL_MAX_SIZE=str(pool_max), BRANCHWORK_MAX_BATCH="5000")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "branchwork.app.cli", "server", "--log-level", "warning"],
-        env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not become healthy")
-
+from _common import FreshDatabase, start_server, stop
 
 # ----- client processes -------------------------------------------------------------------
 
@@ -254,17 +197,17 @@ def main() -> None:
                         help="record the server with py-spy (raw format) during the life cycle")
     args = parser.parse_args()
 
-    server, name, db_url = fresh_database()
-    port = free_port()
+    db = FreshDatabase()
     proc = None
     try:
         from branchwork.app import migrate
 
-        migrate.upgrade(db_url)
-        with psycopg.connect(db_url) as conn:
+        migrate.upgrade(db.url)
+        with psycopg.connect(db.url) as conn:
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
-        proc = start_server(db_url, port, args.pool_max)
-        url = f"http://127.0.0.1:{port}"
+        proc, url = start_server(db.url, {
+            "BRANCHWORK_POOL_MIN_SIZE": str(min(4, args.pool_max)),
+            "BRANCHWORK_POOL_MAX_SIZE": str(args.pool_max), "BRANCHWORK_MAX_BATCH": "5000"})
         report = {
             "machine": {**machine(), "postgresql": pg_version},
             "batch_send": bench_send(url, args.tasks, args.send_batch, args.senders),
@@ -276,13 +219,8 @@ def main() -> None:
         print(json.dumps(report, indent=2))
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        drop_database(server, name)
-
+            stop(proc, timeout=10)
+        db.drop()
 
 if __name__ == "__main__":
     main()

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import sys
 import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 import uvicorn
+from _common import free_port, with_database
 
 from branchwork.app import migrate
 from branchwork.app.main import create_app
@@ -70,17 +69,6 @@ ANALYZE;
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-
-
 def time_view(client: httpx.Client, app: Any, path: str, cold: bool) -> dict[str, float]:
     samples = []
     for _ in range(REPEAT):
@@ -115,7 +103,7 @@ def main() -> None:
     name = f"bw_studio_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_db(admin, name)
+    url = with_database(admin, name)
     try:
         migrate.upgrade(url)
         started = time.perf_counter()

@@ -18,19 +18,16 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+from _common import FreshDatabase, start_server, stop
 
 from branchwork import Registry
 
@@ -48,62 +45,6 @@ def noop_sync() -> None:
 
 
 HERE = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-class Database:
-    """A fresh database for one run, dropped afterwards."""
-
-    def __init__(self) -> None:
-        base = (os.environ.get("BRANCHWORK_BENCH_DATABASE_URL")
-                or os.environ.get("BRANCHWORK_TEST_DATABASE_URL"))
-        self.tmp: str | None = None
-        if base is None:
-            from branchwork.app.database import start_embedded
-
-            self.tmp = tempfile.mkdtemp(prefix="bw-bench-")
-            base = start_embedded(Path(self.tmp) / "pgdata")
-        self.base = base
-        self.name = f"bw_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(_with_db(base, "postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        self.url = _with_db(base, self.name)
-
-    def drop(self) -> None:
-        with psycopg.connect(_with_db(self.base, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def start_server(db_url: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, BRANCHWORK_DATABASE_URL=db_url, BRANCHWORK_PORT=str(port),
-               BRANCHWORK_MAX_WAIT_SECONDS="5", BRANCHWORK_POOL_MAX_SIZE="10")
-    proc = subprocess.Popen([sys.executable, "-m", "branchwork.app.cli", "server",
-                             "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def send_noops(url: str, n: int, name: str, queue: str, batch: int = 2000) -> float:
@@ -125,16 +66,6 @@ def start_worker(url: str, queue: str, concurrency: int, batch: int,
         [sys.executable, "-m", "branchwork.app.cli", "run-worker", "worker_drain:reg",
          "-q", queue, "-c", str(concurrency), "-b", str(batch), "--wait-seconds", "5", *extra],
         env=env, stderr=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -244,8 +175,9 @@ def main() -> None:
                              "isolation); '' to skip")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds per drain at most")
     args = parser.parse_args()
-    db = Database()
-    server, url = start_server(db.url)
+    db = FreshDatabase(("BRANCHWORK_BENCH_DATABASE_URL", "BRANCHWORK_TEST_DATABASE_URL"))
+    server, url = start_server(db.url, {"BRANCHWORK_MAX_WAIT_SECONDS": "5",
+                                        "BRANCHWORK_POOL_MAX_SIZE": "10"})
     results = []
     try:
         for spec in filter(None, args.configs.split(",")):

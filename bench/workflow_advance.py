@@ -18,18 +18,14 @@ import os
 import statistics
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from _common import with_database
 
 from branchwork.app import migrate
 from branchwork.app.store import tasks as task_store
 from branchwork.app.store import workflows as wf_store
 from branchwork.app.store.pool import open_pool
-
-
-def _db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 async def _advance_times(pool, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -91,14 +87,14 @@ def run() -> None:
     server = os.environ.get("BRANCHWORK_BENCH_DATABASE_URL",
                             "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"bw_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_db(server, "postgres"), autocommit=True) as admin:
+    with psycopg.connect(with_database(server, "postgres"), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = _db(server, name)
+        url = with_database(server, name)
         migrate.upgrade(url)
         print(json.dumps(asyncio.run(main(url, args.runs, args.filler)), indent=2))
     finally:
-        with psycopg.connect(_db(server, "postgres"), autocommit=True) as admin:
+        with psycopg.connect(with_database(server, "postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
