@@ -14,8 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
-TASK_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-
 
 def _ts(nullable: bool = True, default_now: bool = False) -> Any:
     return sa.Column(
@@ -187,9 +185,6 @@ class KVEntry(SQLModel, table=True):
 
 
 # --- Workflows, cron schedules and leader election ----------------------------------------
-
-RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
-NODE_STATUSES = ("pending", "queued", "succeeded", "failed", "skipped", "cancelled")
 
 # Tasks of a workflow run, found by run id without touching the rest of the task table.
 sa.Index(

@@ -13,7 +13,6 @@ VENDOR = {
     "sse.js": ("js_lib_htmx", "static/htmx/ext/sse.js"),
 }
 OWN = {"studio.css": "text/css", "studio.js": "text/javascript"}
-MEDIA = {".js": "text/javascript", ".css": "text/css"}
 
 
 @lru_cache(maxsize=16)

@@ -31,29 +31,18 @@ ORDER BY q.name
 
 
 class KnownQueues:
-    """Names this process has already written to ``queues``, so sends skip the upsert.
+    """Names this process has already written to ``queues``, so sends skip the insert.
 
-    The upsert commits on its own connection before a name is remembered: had it run inside
-    a send that then rolled back (bad payload, unknown parent), the name would be cached
-    without its row, and glob claims and the queue list would never see that queue.
+    A send inserts the rows of the names it does not know in its own transaction, and the names
+    are remembered only after that commits: a refused send (unknown parent) leaves neither an
+    empty queue row nor a cached name without its row.
     """
 
     def __init__(self) -> None:
         self._names: set[str] = set()
 
-    async def ensure(self, pool: AsyncConnectionPool, names: Iterable[str]) -> None:
-        new = sorted(set(names) - self._names)
-        if not new:
-            return
-        async with pool.connection() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "INSERT INTO queues (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                (new,))
-        self._names.update(new)
-
     def unknown(self, names: Iterable[str]) -> list[str]:
-        """Names without a known row: a send inserts them in its own transaction, so that a
-        refused send (unknown parent) leaves no empty queue behind."""
+        """Names without a known row, for the send to insert."""
         return sorted(set(names) - self._names)
 
     def remember(self, names: Iterable[str]) -> None:

@@ -21,7 +21,6 @@ TASK_DEFAULTS: dict[str, Any] = {
     "priority": 5, "max_retries": 0, "retry_delay_seconds": 1.0,
     "retry_backoff": "exponential", "retry_max_delay_seconds": 3600.0, "timeout_seconds": None,
 }
-SPEC_KEYS = ("queue", *TASK_DEFAULTS)
 
 
 async def ensure_queues(cur: AsyncCursor, names: Iterable[str]) -> None:
