@@ -14,6 +14,27 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 _FIRST_POLL, _MAX_POLL = 0.05, 1.0
 
 
+class _Pauses:
+    """The waits between reads of a task's status, for ``result()`` and its async twin:
+    quick at first for short tasks, growing to ``_MAX_POLL``, never past the deadline."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._pause = _FIRST_POLL
+
+    def next(self, run: TaskRun) -> float:
+        """The next pause; ``WaitTimeout`` once the deadline has passed."""
+        pause = self._pause
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(run.id, self.timeout or 0.0, run.status, run.task)
+            pause = min(pause, left)
+        self._pause = min(pause * 1.5, _MAX_POLL)
+        return pause
+
+
 class TaskRun:
     """A sent task. ``duplicate`` is True when the send matched an existing task (same
     idempotency key, or same parent and spawn key) and this handle points at that one.
@@ -80,37 +101,23 @@ class TaskRun:
         or ``WaitTimeout`` when ``timeout`` seconds pass first (the task goes on).
         ``None`` waits as long as it takes.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = _FIRST_POLL
+        pauses = _Pauses(timeout)
         while True:
             self.refresh()
             if self.done:
                 return self._outcome()
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WaitTimeout(self.id, timeout or 0.0, self.status, self.task)
-                pause = min(pause, left)
-            time.sleep(pause)
-            pause = min(pause * 1.5, _MAX_POLL)
+            time.sleep(pauses.next(self))
 
     wait = result  # ``run.wait(timeout)`` reads naturally; it is the same call.
 
     async def aresult(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Async twin of ``result()`` / ``wait()``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = _FIRST_POLL
+        pauses = _Pauses(timeout)
         while True:
             await self.arefresh()
             if self.done:
                 return self._outcome()
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WaitTimeout(self.id, timeout or 0.0, self.status, self.task)
-                pause = min(pause, left)
-            await asyncio.sleep(pause)
-            pause = min(pause * 1.5, _MAX_POLL)
+            await asyncio.sleep(pauses.next(self))
 
     def cancel(self) -> str:
         """Cancel a queued task, or ask a running one to stop → the status after the call.
