@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, overload
 
 from ._exceptions import DefinitionError
@@ -121,23 +121,20 @@ class Registry:
                     limits[d.queue.name] = limit
 
     def _ancestors_and_self(self) -> list[Registry]:
-        out: list[Registry] = []
-        stack = [self]
-        while stack:
-            reg = stack.pop()
-            if reg not in out:
-                out.append(reg)
-                stack.extend(reg._parents)
-        return out
+        return self._reachable(lambda reg: reg._parents)
 
     def _all_registries(self) -> list[Registry]:
+        return self._reachable(lambda reg: reg._included)
+
+    def _reachable(self, edges: Callable[[Registry], Iterable[Registry]]) -> list[Registry]:
+        """This registry and every one reached through ``edges``, each once."""
         out: list[Registry] = []
         stack = [self]
         while stack:
             reg = stack.pop()
             if reg not in out:
                 out.append(reg)
-                stack.extend(reg._included)
+                stack.extend(edges(reg))
         return out
 
     # -- reading ------------------------------------------------------------------------
