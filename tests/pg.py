@@ -54,3 +54,17 @@ def clone(url: str, template: str) -> str:
 def drop(url: str, name: str) -> None:
     with admin(url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fingerprint(db_url: str, tables: tuple[str, ...]) -> dict[str, str]:
+    """Row count and a hash of every row, per table: equal before and after a request that
+    was refused means it changed nothing."""
+    out = {}
+    with psycopg.connect(db_url) as conn:
+        for table in tables:
+            row = conn.execute(
+                f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
+            ).fetchone()
+            assert row is not None
+            out[table] = f"{row[0]}:{row[1]}"
+    return out

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
 
 import pg
@@ -17,15 +16,7 @@ PAYLOAD_LIMIT = 2048
 
 
 def snapshot(db_url: str) -> dict[str, str]:
-    """A fingerprint of every row of every engine table."""
-    out = {}
-    with psycopg.connect(db_url) as conn:
-        for table in TABLES:
-            row = conn.execute(
-                f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
-            ).fetchone()
-            out[table] = f"{row[0]}:{row[1]}"
-    return out
+    return pg.fingerprint(db_url, TABLES)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
+
+import pg
 
 # Every table a request could write to (leader_leases changes on its own and is left out).
 TABLES = ("tasks", "task_events", "task_logs", "queues", "workers", "task_definitions", "kv",
@@ -18,16 +19,7 @@ TABLES = ("tasks", "task_events", "task_logs", "queues", "workers", "task_defini
 
 
 def snapshot(db_url: str) -> dict[str, str]:
-    """A fingerprint of every row of every table above."""
-    out = {}
-    with psycopg.connect(db_url) as conn:
-        for table in TABLES:
-            row = conn.execute(
-                f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
-            ).fetchone()
-            assert row is not None
-            out[table] = f"{row[0]}:{row[1]}"
-    return out
+    return pg.fingerprint(db_url, TABLES)
 
 
 def assert_refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

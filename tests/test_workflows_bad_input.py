@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
 
 import pg
@@ -20,14 +19,7 @@ LIMIT = 2048
 
 
 def snapshot(db_url: str) -> dict[str, str]:
-    out = {}
-    with psycopg.connect(db_url) as conn:
-        for table in TABLES:
-            row = conn.execute(f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY "
-                               f"t::text)) FROM {table} t").fetchone()
-            assert row is not None
-            out[table] = f"{row[0]}:{row[1]}"
-    return out
+    return pg.fingerprint(db_url, TABLES)
 
 
 @pytest.fixture(scope="module")
