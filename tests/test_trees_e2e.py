@@ -78,11 +78,17 @@ def test_failed_child_is_caught_by_its_parent(api: httpx.Client, server) -> None
                                             "failed": 1, "cancelled": 0}
 
 
+def _started(tree: dict) -> bool:
+    return tree["total"] == 6 and tree["rollup"]["running"] == 3
+
+
 def test_cancel_a_running_tree(api: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
     parent = send(api, "sleepy_parent", {"children": 5})
     with python_worker(server.url, "orchestration_app:reg", "--concurrency", "3",
                        "--cancel-grace", "2"):
-        wait_for(lambda: _tree(api, parent)["rollup"]["running"] == 3, timeout=30)
+        # All five children sent (the parent sends them one by one while the first run), and
+        # the parent with two children running: three to stop, three still queued.
+        wait_for(lambda: _started(_tree(api, parent)), timeout=30)
         body = api.post(f"/v1/trees/{parent}/cancel").json()
         assert len(body["cancel_requested"]) == 3 and len(body["cancelled"]) == 3
         final = _wait_tree(api, parent, timeout=30)
