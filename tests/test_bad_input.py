@@ -183,6 +183,8 @@ CASES: list[tuple[str, str, str, dict, int, str | None]] = [
      "validation_error"),
     ("claim-bad-queue", "POST", "/v1/claim", {"json": {"worker_id": "w", "queues": ["a b"]}},
      422, "validation_error"),
+    ("claim-bracket-glob", "POST", "/v1/claim",
+     {"json": {"worker_id": "w", "queues": ["reports.[ab]"]}}, 422, "validation_error"),
     ("heartbeat-bad-token", "POST", "/v1/heartbeat",
      {"json": {"worker_id": "w", "tasks": [{"id": 1, "lease_token": "nope"}]}}, 422,
      "validation_error"),

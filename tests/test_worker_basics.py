@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import branchwork
+from branchwork.worker import WorkerOptions
 from worker_helpers import (
     events,
     python_worker,
@@ -189,6 +190,20 @@ def test_bad_registry_spec_exits_2_with_a_message(server, spec, message):
                           timeout=60)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_queue_pattern_the_server_refuses_exits_2_before_starting():
+    """``[...]`` is no glob the server knows: refused at start, not retried forever."""
+    cmd = [sys.executable, "-m", "branchwork.app.cli", "run-worker", "workers_app:reg",
+           "-q", "math", "-q", "reports.[ab]"]
+    done = subprocess.run(cmd, env=worker_env("http://127.0.0.1:9"), capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2
+    assert "invalid queue 'reports.[ab]'" in done.stderr
+    with pytest.raises(ValueError, match="invalid queue 'a b'"):
+        WorkerOptions(spec="workers_app:reg", url="http://127.0.0.1:9", queues=["a b"])
+    assert WorkerOptions(spec="workers_app:reg", url="http://127.0.0.1:9",
+                         queues=["reports.*", "q?", "math"]).queues == ["reports.*", "q?", "math"]
 
 
 def test_readme_example(server, api, client, trace_dir):

@@ -8,7 +8,7 @@ import os
 import sys
 
 from .loading import SpecError, load_registry
-from .runtime import WorkerOptions, run
+from .runtime import WorkerOptions, check_queue, run
 
 log = logging.getLogger("branchwork.worker")
 
@@ -27,10 +27,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _queue(text: str) -> str:
+    try:
+        return check_queue(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("registry", metavar="module:registry",
                         help="where the Registry is, e.g. myapp.tasks:registry")
     parser.add_argument("-q", "--queue", dest="queues", action="append", metavar="QUEUE",
+                        type=_queue,
                         help="queue name or glob pattern (e.g. 'reports.*'); repeatable; "
                              "default: the queues of the registry's tasks")
     parser.add_argument("-c", "--concurrency", type=_positive_int, default=10,

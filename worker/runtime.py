@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -44,6 +45,20 @@ log = logging.getLogger("branchwork.worker")
 WAITING_HEADROOM = 256
 
 
+# What the server's claim accepts as a queue: a name, or a glob with ``*`` and ``?`` only
+# (they map onto SQL LIKE; ``[...]`` classes do not), at most 100 characters.
+QUEUE_PATTERN = re.compile(r"[\w*?][\w.:\-/*?]*")
+
+
+def check_queue(text: str) -> str:
+    """A queue name or glob the server accepts; ``ValueError`` otherwise. Checked before
+    start, because a pattern the server refuses would make every register and claim fail."""
+    if not isinstance(text, str) or len(text) > 100 or not QUEUE_PATTERN.fullmatch(text):
+        raise ValueError(f"invalid queue {text!r}: letters, digits and . : - / _, with * and ? "
+                         "as wildcards, at most 100 characters")
+    return text
+
+
 def make_worker_id() -> str:
     """hostname-pid-random: readable in the studio, unique across restarts and hosts."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -64,6 +79,10 @@ class WorkerOptions:
     log_limit: int = capture.DEFAULT_LIMIT
     report_batch: int = 500
     report_interval: float = 0.005
+
+    def __post_init__(self) -> None:
+        for queue in self.queues or ():
+            check_queue(queue)
 
 
 @dataclass(eq=False)
