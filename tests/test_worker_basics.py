@@ -60,8 +60,19 @@ def test_sync_and_async_tasks_end_to_end(server, api, client, trace_dir):
         assert sorted(workers[0]["queues"]) == sorted({d.queue.name for d in reg.tasks.values()})
         host, pid, rand = workers[0]["id"].rsplit("-", 2)
         assert int(pid) == proc.pid and len(rand) == 6
-        names = {d["name"] for d in api.get("/v1/task-definitions").json()["definitions"]}
-        assert {"add", "multiply", "flaky", "stubborn"} <= names
+        defs = {d["name"]: d for d in api.get("/v1/task-definitions").json()["definitions"]}
+        assert {"add", "multiply", "flaky", "stubborn"} <= set(defs)
+        # Each definition carries its queue, send defaults and argument JSON schema.
+        assert defs["add"]["queue"] == "math"
+        assert defs["add"]["defaults"] == {"priority": 5, "max_retries": 0}
+        assert defs["add"]["args_schema"]["required"] == ["a", "b"]
+        assert {k: v["type"] for k, v in defs["add"]["args_schema"]["properties"].items()} \
+            == {"a": "integer", "b": "integer"}
+        email = defs["send_email"]
+        assert email["queue"] == "email"
+        assert email["defaults"] == {"priority": 5, "max_retries": 3, "timeout_seconds": 30,
+                                     "retry_backoff_function": True, "concurrency_limit": 10}
+        assert sorted(email["args_schema"]["properties"]) == ["subject", "to"]
     for run in runs:
         row = task(api, run.id)
         assert row["attempts"] == 1
@@ -109,16 +120,22 @@ def test_priority_order_then_fifo(server, api, trace_dir):
 
 
 def test_concurrent_async_tasks_keep_their_own_context(server, api, trace_dir):
-    ids = [send(api, "whoami", {"delay": 0.05 * (i % 7)}, queue="ctx")
+    ids = [send(api, "whoami", {"delay": 0.05 * (i % 7)}, queue="ctx", priority=1 + i % 10,
+                max_retries=i % 4, timeout_seconds=60.0 + i)
            for i in range(30)]
     with python_worker(server.url, "workers_app:reg", "-q", "ctx", "-c", "30",
                        BW_TEST_DIR=str(trace_dir)) as proc:
         rows = [wait_status(api, i) for i in ids]
-    for task_id, row in zip(ids, rows, strict=True):
+    for i, (task_id, row) in enumerate(zip(ids, rows, strict=True)):
         assert row["status"] == "succeeded", row
         assert row["result"]["before"] == row["result"]["after"] == task_id
         assert row["result"]["attempt"] == 1
         assert row["result"]["worker"].split("-")[-2] == str(proc.pid)
+        # Every field of get_context() is this task's own.
+        assert row["result"]["ctx"] == {
+            "task_name": "whoami", "queue": "ctx", "priority": 1 + i % 10,
+            "max_retries": i % 4, "timeout_seconds": 60.0 + i, "parent_id": None,
+            "root_id": task_id}
 
 
 def test_tasks_sent_from_tasks_form_a_tree(server, api, trace_dir):

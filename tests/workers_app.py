@@ -169,7 +169,11 @@ async def whoami(delay: float) -> dict[str, Any]:
     after = get_context()
     assert before is not None and after is not None
     return {"before": before.task_id, "after": after.task_id,
-            "attempt": after.attempt_number, "worker": after.worker_id}
+            "attempt": after.attempt_number, "worker": after.worker_id,
+            "ctx": {"task_name": after.task_name, "queue": after.queue,
+                    "priority": after.priority, "max_retries": after.max_retries,
+                    "timeout_seconds": after.timeout_seconds, "parent_id": after.parent_id,
+                    "root_id": after.root_id}}
 
 
 @reg.task(queue="tree")
