@@ -156,6 +156,19 @@ def test_tasks_sent_from_tasks_form_a_tree(server, api, trace_dir):
     assert len(tree) == 7
 
 
+def test_a_result_that_is_not_json_fails_the_task_clearly(server, api, trace_dir):
+    ids = [send(api, "unstorable", None, queue="math"),
+           send(api, "async_unstorable", None, queue="math")]
+    with python_worker(server.url, "workers_app:reg", "-q", "math",
+                       BW_TEST_DIR=str(trace_dir)):
+        rows = [wait_status(api, i) for i in ids]
+    for row in rows:
+        assert row["status"] == "failed" and row["attempts"] == 1, row
+        assert row["error"]["type"] == "ResultNotSerializable"
+        assert "is not storable JSON" in row["error"]["message"]
+        assert row["result"] is None
+
+
 def test_output_is_captured_per_attempt_and_bounded(server, api, trace_dir):
     sync_id = send(api, "noisy", {"n": 7})
     async_id = send(api, "async_noisy", None)

@@ -215,6 +215,17 @@ async def big_result(n: int) -> str:
     return "x" * n
 
 
+# -- results the server cannot store --------------------------------------------------------
+@reg.task(queue="math")
+def unstorable() -> object:
+    return object()
+
+
+@reg.task(queue="math")
+async def async_unstorable() -> float:
+    return float("nan")
+
+
 # -- the README's example ---------------------------------------------------------------------
 class EmailArgs(BaseModel):
     to: str
