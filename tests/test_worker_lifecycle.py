@@ -51,6 +51,9 @@ def test_async_task_past_its_timeout_is_cancelled(short, tmp_path):
     task_id = send(api, "async_stuck", {"seconds": 60}, timeout_seconds=1.0)
     with python_worker(url, BW_TEST_DIR=str(tmp_path)):
         row = wait_status(api, task_id, timeout=20)
+        # The coroutine itself was cancelled (not left running while the server failed it).
+        wait_for(lambda: lines(tmp_path, "async_stuck") == ["started", "cancelled"],
+                 timeout=10, what="the coroutine to be cancelled")
     assert row["status"] == "failed" and row["attempts"] == 1
     assert row["error"]["type"] == "TimeoutError"
 

@@ -94,7 +94,12 @@ def stuck(seconds: float) -> str:
 
 @reg.task(timeout_seconds=1.0)
 async def async_stuck(seconds: float) -> str:
-    await asyncio.sleep(seconds)
+    trace("async_stuck", "started")
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        trace("async_stuck", "cancelled")
+        raise
     return "finished"
 
 
