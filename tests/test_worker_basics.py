@@ -108,6 +108,23 @@ def test_retries_honour_backoff_and_call_on_error_once_per_failure(server, api, 
     assert branchwork.KV.get(f"errors:{failing_id}") == "2"
 
 
+def test_claims_and_reports_go_in_batches(server, api, trace_dir):
+    """One claim statement stamps all its tasks' ``claimed`` events with one time (PostgreSQL's
+    now() is the transaction's start), one report statement all its outcomes: so distinct
+    stamps count the requests."""
+    sent = api.post("/v1/tasks/batch", json={"tasks": [
+        {"name": "multiply", "args": {"a": i, "b": 2}, "queue": "math"} for i in range(50)]})
+    ids = [t["id"] for t in sent.json()["tasks"]]
+    with python_worker(server.url, "workers_app:reg", "-q", "math", "-c", "50", "-b", "50",
+                       BW_TEST_DIR=str(trace_dir)):
+        rows = [wait_status(api, i) for i in ids]
+    assert [r["result"] for r in rows] == [{"product": 2 * i} for i in range(50)]
+    claims = {e["at"] for r in rows for e in r["history"] if e["event"] == "claimed"}
+    reports = {e["at"] for r in rows for e in r["history"] if e["event"] == "succeeded"}
+    assert len(claims) == 1  # all 50 leased by one claim
+    assert len(reports) <= 10  # outcomes reported in batches, not one request per task
+
+
 def test_priority_order_then_fifo(server, api, trace_dir):
     plan = [("low-1", 1), ("high-1", 9), ("mid-1", 5), ("high-2", 9), ("low-2", 1),
             ("mid-2", 5)]
