@@ -219,8 +219,12 @@ def test_kv_operations(bw: str) -> None:
     assert KV.increment("n") == 1 and KV.increment("n", by=-5) == -4
     with pytest.raises(Conflict):
         KV.increment("lock")
+    KV.set("big", "é" * (1_048_576 // 2))  # exactly 1 MiB of UTF-8: the limit is in bytes
+    assert KV.get("big") == "é" * (1_048_576 // 2)
     with pytest.raises(PayloadTooLarge):
         KV.set("big", "x" * (1_048_576 + 1))
+    with pytest.raises(PayloadTooLarge):
+        KV.set("big", "é" * (1_048_576 // 2 + 1))
     with pytest.raises(TypeError):
         KV.set("k", 5)  # type: ignore[arg-type]
 
