@@ -107,6 +107,35 @@ def test_idempotent_run_start(api: httpx.Client) -> None:
     assert len(claim(api)) == 1
 
 
+def test_server_checks_run_args_against_the_args_schema(api: httpx.Client) -> None:
+    # The schema a pydantic model gives (what the Python client registers), with a $ref.
+    schema = {"$defs": {"Mode": {"enum": ["full", "delta"], "type": "string"}},
+              "properties": {"source": {"type": "string"}, "mode": {"$ref": "#/$defs/Mode"},
+                             "limit": {"default": 10, "type": "integer"}},
+              "required": ["source"], "title": "ETLArgs", "type": "object"}
+    register_workflow(api, "etl", _nodes("extract"), [], args_schema=schema)
+    for args, path in (({"mode": "full"}, []), ({"source": "s3://in", "limit": "ten"}, ["limit"]),
+                       ({"source": "s3://in", "mode": "weekly"}, ["mode"]), (None, [])):
+        r = api.post("/v1/workflows/etl/runs", json={"args": args})
+        assert r.status_code == 422, (args, r.text)
+        body = r.json()
+        assert body["code"] == "invalid_args" and body["details"]["errors"][0]["path"] == path
+    assert api.get("/v1/workflow-runs").json()["runs"] == []  # refused starts left nothing
+    assert claim(api) == []
+    run_id = start_run(api, "etl", {"source": "s3://in", "mode": "delta"})
+    assert claim_one(api)["args"] == {"source": "s3://in", "mode": "delta"}
+    assert run_view(api, run_id)["status"] == "running"
+    # A schema that is no JSON schema, or points at a URL, is refused when registered.
+    for bad in ({"type": 5}, {"$ref": "http://127.0.0.1:9/schema.json"}, {"$ref": "#/nope"}):
+        r = api.put("/v1/workflows/other", json={"name": "other", "nodes": _nodes("a"),
+                                                 "args_schema": bad})
+        assert r.status_code == 422 and r.json()["code"] == "invalid_args_schema", r.text
+    assert [w["name"] for w in api.get("/v1/workflows").json()["workflows"]] == ["etl"]
+    # Without a schema, any args go (the node tasks' own signatures judge them).
+    register_workflow(api, "free", _nodes("a"), [])
+    start_run(api, "free", ["anything", 1])
+
+
 def test_cancel_run_cancels_queued_tasks(api: httpx.Client) -> None:
     register_workflow(api, "par", _nodes("a", "b"), [])
     run_id = start_run(api, "par")

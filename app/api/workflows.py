@@ -146,6 +146,7 @@ async def register_workflow(name: WorkflowName, body: WorkflowIn, pool: Pool,
         raise ApiError(422, "name_mismatch", f"the body names {body.name!r}, the path {name!r}")
     for node in body.nodes:
         check_size(node.args, settings.max_payload_bytes, f"args of node {node.name}")
+    store.check_args_schema(body.args_schema)
     async with pool.connection() as conn:
         await store.upsert_definition(conn, _definition(body))
     return {"name": name, "nodes": len(body.nodes), "edges": len(body.edges)}

@@ -7,8 +7,11 @@ Lock order everywhere: the run row first (``FOR UPDATE``), then task rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
+import jsonschema_rs
+import orjson
 from psycopg import AsyncConnection, AsyncCursor
 
 from ..errors import ApiError, not_found
@@ -27,6 +30,46 @@ async def ensure_queues(cur: AsyncCursor, names: Iterable[str]) -> None:
     """Queue rows in the caller's transaction (glob claims and the studio list need them)."""
     await cur.execute("INSERT INTO queues (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                       (sorted(set(names)),))
+
+
+# --- args schema ------------------------------------------------------------------------------
+
+MAX_ARG_ERRORS = 20
+
+
+def _no_remote_refs(uri: str) -> Any:
+    # A server must not fetch URLs named by whoever registers a workflow.
+    raise ValueError(f"remote $ref {uri!r} is not fetched; keep the schema self-contained")
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    return jsonschema_rs.validator_for(orjson.loads(schema_json), retriever=_no_remote_refs)
+
+
+def check_args_schema(schema: Any) -> None:
+    """Refuse (422) an ``args_schema`` that is no JSON schema, so that runs never meet it."""
+    if schema is None:
+        return
+    try:
+        _validator(dumps(schema))
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        raise ApiError(422, "invalid_args_schema",
+                       f"args_schema is not a usable JSON schema: {str(exc).splitlines()[0]}"
+                       ) from exc
+
+
+def check_args(workflow: str, schema: Any, args: Any) -> None:
+    """Every start of a run (API, cron, any language) meets the stored ``args_schema``."""
+    if schema is None:
+        return
+    check_args_schema(schema)
+    errors = [{"path": list(e.instance_path), "message": e.message}
+              for _, e in zip(range(MAX_ARG_ERRORS), _validator(dumps(schema)).iter_errors(args),
+                              strict=False)]
+    if errors:
+        raise ApiError(422, "invalid_args", f"the args of workflow {workflow!r} do not match "
+                       f"its args_schema: {errors[0]['message']}", {"errors": errors})
 
 
 # --- definitions ------------------------------------------------------------------------------
@@ -94,6 +137,7 @@ async def create_run(conn: AsyncConnection, name: str, args: Any, *, queue: str 
     from . import workflow_engine
 
     wf = await get_definition(conn, name)
+    check_args(name, wf["args_schema"], args)
     run_queue = queue or wf["queue"]
     run_priority = priority if priority is not None else wf["priority"]
     timeout = timeout_seconds if timeout_seconds is not None else wf["timeout_seconds"]
