@@ -11,11 +11,13 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 MAX_SERIES = 5000
 OTHER = "__other__"
@@ -24,10 +26,12 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
            300.0, 900.0, 3600.0)
 
 COUNTERS = {
-    "sent": "Tasks accepted by a send (duplicates by idempotency key not counted).",
+    "sent": "Tasks accepted by a send or created for a workflow or cron fire (duplicates "
+            "by idempotency key not counted).",
     "claimed": "Task attempts leased to a worker.",
     "completed": "Task attempts reported succeeded.",
-    "failed": "Task attempts reported failed (retried or final).",
+    "failed": "Task attempts that failed, reported or ended by the server (lease ran out, "
+              "timeout); retried or final.",
     "cancelled": "Task attempts that ended cancelled.",
 }
 HISTOGRAMS = {
@@ -90,6 +94,13 @@ class Metrics:
                 if not out.duplicate:
                     self._count("sent", item.queue, item.name)
 
+    def server_sent(self, items: Sequence[dict[str, Any]], outcomes: Sequence[Any]) -> None:
+        """Tasks the server created itself (workflow nodes, cron fires): dict items."""
+        with self._lock:
+            for item, out in zip(items, outcomes, strict=False):
+                if not out.duplicate:
+                    self._count("sent", item["queue"], item["name"])
+
     def claimed(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """After a claim; returns ``tasks`` so the route can wrap its return value."""
         now = time.time()
@@ -114,6 +125,16 @@ class Metrics:
                 self._count(counter, r["queue"], r["name"])
                 if r.get("run_seconds") is not None:
                     self._observe("run_seconds", r["queue"], r["name"], float(r["run_seconds"]))
+
+    def swept(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Attempts the server ended itself (lease sweep): a lost lease or a timeout is a
+        failed attempt, whether a retry follows or not; one whose cancel was asked, cancelled."""
+        with self._lock:
+            for r in rows:
+                if r.get("name") is None:
+                    continue
+                counter = "cancelled" if r["status"] == "cancelled" else "failed"
+                self._count(counter, r["queue"], r["name"])
 
     def render(self, gauges: dict[str, Any]) -> str:
         lines: list[str] = []
@@ -171,3 +192,46 @@ async def read_gauges(conn: AsyncConnection, offline_after: float) -> dict[str, 
             "AND last_seen_at > now() - make_interval(secs => %s)", (offline_after,))
         row = await cur.fetchone()
     return {"depth": depth, "workers_online": int(row["n"]) if row else 0}
+
+
+def sweep_hook(pool: AsyncConnectionPool,
+               metrics: Metrics) -> Callable[[list[dict[str, Any]]], Awaitable[None]]:
+    """A rescuer hook that counts the attempts a sweep ended. The sweep's rows carry no task
+    name, so they are looked up by primary key (sweeps that end anything are rare)."""
+
+    async def hook(rows: list[dict[str, Any]]) -> None:
+        async with pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT id, name FROM tasks WHERE id = ANY(%s)",
+                              ([r["id"] for r in rows],))
+            names = {r["id"]: r["name"] for r in await cur.fetchall()}
+        metrics.swept([{**r, "name": names.get(r["id"])} for r in rows])
+
+    return hook
+
+
+# The store creates tasks on its own (a workflow advancing, a cron fire) deep inside request
+# handlers and background services, where no ``app.state`` is at hand. The app's Metrics is
+# put in this context variable for each request and for its background services, so such
+# sends count in the right app's counters (several apps may share a process in tests).
+current: ContextVar[Metrics | None] = ContextVar("branchwork_metrics", default=None)
+
+
+def count_server_sent(items: Sequence[dict[str, Any]], outcomes: Sequence[Any]) -> None:
+    metrics = current.get()
+    if metrics is not None:
+        metrics.server_sent(items, outcomes)
+
+
+class MetricsContext:
+    """ASGI middleware: the app's Metrics in ``current`` while a request is handled."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        token = current.set(self.metrics)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current.reset(token)

@@ -7,6 +7,7 @@ import re
 import httpx
 
 from branchwork.app.metrics import MAX_SERIES, OTHER, Metrics, escape_label
+from orchestration_helpers import claim_one, complete, register_workflow, start_run, wait_for
 
 
 def parse(text: str) -> dict[str, float]:
@@ -86,3 +87,50 @@ def test_label_values_are_escaped_and_series_capped() -> None:
     assert len(sent) <= MAX_SERIES + 1
     assert sum(sent.values()) == len(names)
     assert any(OTHER in k for k in sent)
+
+
+def test_outcomes_decided_by_the_server_are_counted(make_server) -> None:  # type: ignore[no-untyped-def]
+    """A lease that ran out and an attempt past its timeout end in the sweep, not in a route:
+    they still count as failed attempts (and a cancel-requested one as cancelled)."""
+    server = make_server(lease_seconds=0.5, sweep_interval_seconds=0.1)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        lost = api.post("/v1/tasks", json={"name": "lost", "max_retries": 1}).json()["id"]
+        slow = api.post("/v1/tasks", json={"name": "slow", "timeout_seconds": 0.3}).json()["id"]
+        gone = api.post("/v1/tasks", json={"name": "gone"}).json()["id"]
+        claimed = api.post("/v1/claim", json={"worker_id": "w", "limit": 3}).json()["tasks"]
+        assert sorted(t["id"] for t in claimed) == sorted([lost, slow, gone])
+        api.post(f"/v1/tasks/{gone}/cancel")  # running: cancel requested, never reported
+
+        def swept() -> dict[str, float]:
+            m = parse(api.get("/metrics").text)
+            keys = ('branchwork_tasks_failed_total{queue="default",name="lost"}',
+                    'branchwork_tasks_failed_total{queue="default",name="slow"}',
+                    'branchwork_tasks_cancelled_total{queue="default",name="gone"}')
+            return m if all(k in m for k in keys) else {}
+
+        m = wait_for(swept, timeout=15)
+    assert m['branchwork_tasks_failed_total{queue="default",name="lost"}'] == 1
+    assert m['branchwork_tasks_failed_total{queue="default",name="slow"}'] == 1
+    assert m['branchwork_tasks_cancelled_total{queue="default",name="gone"}'] == 1
+    assert 'branchwork_tasks_completed_total{queue="default",name="lost"}' not in m
+    # The lost attempt had a retry left: it is queued again, and its next claim counts.
+    assert m['branchwork_queue_depth{queue="default",status="queued"}'] == 1
+
+
+def test_tasks_created_by_workflows_and_cron_count_as_sent(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(scheduler_interval_seconds=0.1, leader_lease_seconds=2.0)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        register_workflow(api, "pipe", [{"name": "first", "task": "step_one"},
+                                        {"name": "second", "task": "step_two"}],
+                          [["first", "second"]], queue="wf")
+        start_run(api, "pipe", {"n": 1})
+        first = claim_one(api, queue="wf")
+        complete(api, first, 1)  # the report queues the second node, in the server
+        api.put("/v1/schedules/beat", json={"target": "heartbeat_job", "cron": "* * * * * *"})
+        m = wait_for(lambda: (s := parse(api.get("/metrics").text)).get(
+            'branchwork_tasks_sent_total{queue="default",name="heartbeat_job"}', 0) >= 2 and s,
+            timeout=15)
+        api.post("/v1/schedules/beat/pause")
+    assert m['branchwork_tasks_sent_total{queue="wf",name="step_one"}'] == 1
+    assert m['branchwork_tasks_sent_total{queue="wf",name="step_two"}'] == 1
+    assert m['branchwork_tasks_claimed_total{queue="wf",name="step_one"}'] == 1

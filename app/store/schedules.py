@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 
 from ..errors import ApiError, not_found
 from ..jsonutil import dumps
+from ..metrics import count_server_sent
 from . import tasks as task_store
 from . import workflows as wf_store
 from .workflows import ensure_queues
@@ -151,6 +152,7 @@ async def _send(conn: AsyncConnection, sched: dict[str, Any], at: datetime) -> i
     async with conn.cursor() as cur:
         await ensure_queues(cur, [item["queue"]])
     [out] = await task_store.send(conn, [item])
+    count_server_sent([item], [out])
     return out.id
 
 

@@ -15,6 +15,7 @@ from psycopg import AsyncConnection, AsyncCursor
 
 from ..errors import ApiError
 from ..jsonutil import dumps
+from ..metrics import count_server_sent
 from . import tasks as task_store
 from .workflows import ensure_queues, lock_run
 
@@ -33,6 +34,7 @@ async def queue_nodes(cur: AsyncCursor, run: dict[str, Any],
         item.update(workflow_run_id=run["id"], workflow_node=node)
         items.append(item)
     outs = await task_store.send(cur.connection, items)
+    count_server_sent(items, outs)
     await cur.execute(
         """UPDATE workflow_nodes n SET status = 'queued', task_id = x.task_id,
                task = x.task, runs = n.runs + 1, directive = NULL, directive_task_id = NULL,
