@@ -26,6 +26,8 @@ SELECT
      || '/' || COALESCE(last_fire_at::text, '-'))), 0) || '/' || count(*)
      FROM schedules) AS schedules,
   (SELECT COALESCE(max(updated_at)::text, '') || '/' || count(*) FROM workflows) AS workflows,
+  (SELECT COALESCE(max(updated_at)::text, '') || '/' || count(*)
+     FROM task_definitions) AS definitions,
   (SELECT COALESCE(max(id), 0) FROM workflow_runs) || '/'
      || (SELECT count(*) FROM workflow_runs WHERE status = 'running') AS workflow_runs
 """

@@ -365,16 +365,39 @@ async def workers_partial(request: Request) -> Response:
 @router.get("/definitions")
 async def definitions_page(request: Request) -> Response:
     _guard(request)
-    data = await views.definitions(_pool(request))
+    data = await views.definitions(_pool(request), _studio(request).cache)
     return page(request, "definitions.html", {"nav": "definitions", **data})
 
 
-@router.get("/kv")
-async def kv_page(request: Request, prefix: Annotated[str, Query(max_length=512)] = "",
-                  after: Annotated[str | None, Query(max_length=512)] = None) -> Response:
+@router.get("/partials/definitions")
+async def definitions_partial(request: Request) -> Response:
     _guard(request)
-    data = await views.kv_page(_pool(request), prefix, after or None, 100)
-    return page(request, "kv.html", {"nav": "kv", "prefix": prefix, "after": after, **data})
+    data = await views.definitions(_pool(request), _studio(request).cache)
+    return page(request, "partials/definitions.html", data)
+
+
+KvPrefix = Annotated[str, Query(max_length=512)]
+KvAfter = Annotated[str | None, Query(max_length=512)]
+
+
+async def _kv(request: Request, prefix: str, after: str | None,
+              cached: bool) -> dict[str, Any]:
+    cache = _studio(request).cache if cached else None
+    data = await views.kv_page(_pool(request), cache, prefix, after or None, 100)
+    return {"prefix": prefix, "after": after, "kv_refresh_seconds": views.KV_REFRESH_SECONDS,
+            **data}
+
+
+@router.get("/kv")
+async def kv_page(request: Request, prefix: KvPrefix = "", after: KvAfter = None) -> Response:
+    _guard(request)
+    return page(request, "kv.html", {"nav": "kv", **await _kv(request, prefix, after, False)})
+
+
+@router.get("/partials/kv")
+async def kv_partial(request: Request, prefix: KvPrefix = "", after: KvAfter = None) -> Response:
+    _guard(request)
+    return page(request, "partials/kv.html", await _kv(request, prefix, after, True))
 
 
 # --- schedules ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ process's :class:`~branchwork.studio.live.VersionCache`, so they cost one query 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -136,18 +137,32 @@ async def workers(pool: AsyncConnectionPool, cache: VersionCache,
     return await cache.get(("workers",), load)
 
 
-async def definitions(pool: AsyncConnectionPool) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        return {"definitions": await worker_store.list_definitions(conn)}
+async def definitions(pool: AsyncConnectionPool, cache: VersionCache) -> dict[str, Any]:
+    async def load() -> dict[str, Any]:
+        async with pool.connection() as conn:
+            return {"definitions": await worker_store.list_definitions(conn)}
+    return await cache.get(("definitions",), load)
 
 
-async def kv_page(pool: AsyncConnectionPool, prefix: str, after: str | None,
-                  limit: int) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        rows = await kv_store.list_keys(conn, prefix, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next_after": rows[-1]["key"] if more and rows else None}
+# The kv table has no cheap change marker (no index on updated_at, and it may be large), so
+# the browser refetches this page on a timer. The cache key holds the time slot: however
+# many browsers show the same page, it costs one bounded query per slot.
+KV_REFRESH_SECONDS = 3
+
+
+async def kv_page(pool: AsyncConnectionPool, cache: VersionCache | None, prefix: str,
+                  after: str | None, limit: int) -> dict[str, Any]:
+    """``cache`` None (a page load): read now, so a key just set shows at once."""
+    async def load() -> dict[str, Any]:
+        async with pool.connection() as conn:
+            rows = await kv_store.list_keys(conn, prefix, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"items": rows, "next_after": rows[-1]["key"] if more and rows else None}
+    if cache is None:
+        return await load()
+    slot = int(time.monotonic() // KV_REFRESH_SECONDS)
+    return await cache.get(("kv", prefix, after, limit, slot), load)
 
 
 async def schedules(pool: AsyncConnectionPool, cache: VersionCache) -> dict[str, Any]:

@@ -201,3 +201,22 @@ def test_workflow_run_nodes_change_colour_live(tab: Page, api: httpx.Client) -> 
     playwright_api.expect(page.locator("#run-status .badge")).to_have_text("succeeded",
                                                                           timeout=10_000)
     tab.shot("workflow-run")
+
+
+def test_definitions_and_kv_pages_are_live(tab: Page, api: httpx.Client) -> None:
+    page = tab.open("/studio/definitions")
+    playwright_api.expect(page.locator("#definitions")).to_contain_text("No task definitions")
+    api.post("/v1/workers/register", json={
+        "worker_id": "w-late", "queues": ["mail"],
+        "tasks": [{"name": "late_task", "queue": "mail", "defaults": {"max_retries": 4}}]})
+    playwright_api.expect(page.locator("#definitions")).to_contain_text("late_task",
+                                                                        timeout=10_000)
+    page = tab.open("/studio/kv?prefix=live%3A")
+    playwright_api.expect(page.locator("#kv")).to_contain_text("No keys")
+    api.put("/v1/kv/live:answer", json={"value": "forty-two"})
+    playwright_api.expect(page.locator("#kv")).to_contain_text("forty-two", timeout=10_000)
+    api.put("/v1/kv/live:answer", json={"value": "forty-three"})
+    playwright_api.expect(page.locator("#kv")).to_contain_text("forty-three", timeout=10_000)
+    api.put("/v1/kv/other:key", json={"value": "not under the prefix"})
+    page.wait_for_timeout(4_000)  # a refresh later, still only the prefix's keys
+    playwright_api.expect(page.locator("#kv")).not_to_contain_text("not under the prefix")

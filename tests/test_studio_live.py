@@ -54,6 +54,29 @@ def test_events_stream_signals_what_changed(server, api: httpx.Client) -> None:
     assert {"tasks", f"task:{tid}", f"root:{tid}"} <= set(data["topics"])
 
 
+def test_a_new_task_definition_is_signalled(server, api: httpx.Client) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client, \
+            client.stream("GET", "/studio/events") as resp:
+        lines = resp.iter_lines()
+        assert next(lines) == "retry: 2000"
+
+        def register_later() -> None:
+            time.sleep(0.8)
+            api.post("/v1/workers/register", json={"worker_id": "w-def", "queues": ["q"],
+                                                   "tasks": [{"name": "fresh", "queue": "q"}]})
+
+        registrar = threading.Thread(target=register_later)
+        registrar.start()
+        deadline = time.monotonic() + 8
+        topics: set[str] = set()
+        while "definitions" not in topics and time.monotonic() < deadline:
+            for name, data in read_events(lines, 1, deadline):
+                if name == "change":
+                    topics |= set(data["topics"])
+        registrar.join()
+    assert "definitions" in topics  # the definitions page listens to this topic
+
+
 def test_many_open_pages_do_not_multiply_database_load(server, api: httpx.Client) -> None:
     """30 pages open on the stream and refetching the same partial share one query."""
     pool = server.app.state.pool
