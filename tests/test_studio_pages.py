@@ -6,6 +6,8 @@ import re
 
 import httpx
 
+from orchestration_helpers import wait_for
+
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 
 
@@ -35,18 +37,22 @@ def test_every_page_renders(api: httpx.Client) -> None:
         assert r.status_code == 200, (path, r.status_code, r.text[:500])
         assert r.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in r.headers["content-security-policy"]
-    assert api.get("/").headers.get("location") in (None, "/studio")
+    root = api.get("/", follow_redirects=False)
+    assert root.is_redirect and root.headers["location"] == "/studio"
 
 
 def test_overview_shows_queue_counts_and_chart(api: httpx.Client) -> None:
     ids = [api.post("/v1/tasks", json={"name": "n", "queue": "mail"}).json()["id"]
            for _ in range(3)]
     _run(api, ids[0], queue="mail", result=1)
+    assert api.put("/v1/queues/mail", json={"concurrency_limit": 7}).status_code == 200
     html = api.get("/studio/partials/overview").text
     row = re.search(r'<tr data-queue="mail">(.*?)</tr>', html, re.S)
     assert row, html
     cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row.group(1))
-    assert cells[:4] == ["2", "0", "0", "1"]  # queued, running, failed, succeeded
+    # queued, running, failed, succeeded, cancelled, concurrency limit
+    assert cells[:6] == ["2", "0", "0", "1", "0", "7"]
+    assert re.search(r'id="workers-online">1<', html)  # w-studio claimed just now
     assert "<svg" in row.group(1) and "1 succeeded" in row.group(1)
 
 
@@ -75,7 +81,18 @@ def test_task_page_shows_attempts_logs_and_error(api: httpx.Client) -> None:
     assert "w-studio" in html
     assert "first try output" in html and "second try output" in html
     assert "ValueError" in html and "bad n" in html
-    assert "&#34;ok&#34;: true" in html
+    dead = api.post("/v1/tasks", json={"name": "doomed"}).json()["id"]
+    _run(api, dead, "failed", error={"type": "KeyError", "message": "k",
+                                     "traceback": "Traceback (most recent call last):\n  boom"})
+    assert ('<pre class="traceback">Traceback (most recent call last):\n  boom</pre>'
+            in api.get(f"/studio/tasks/{dead}").text)  # a failed task's traceback
+    assert "&#34;ok&#34;: true" in html and "&#34;n&#34;: 7" in html  # result and args
+    kids = [api.post("/v1/tasks", json={"name": f"kid{i}", "parent_id": tid}).json()["id"]
+            for i in range(2)]
+    # Pages are cached until the change observer (0.5 s poll) sees the new children.
+    wait_for(lambda: all(f'href="/studio/tasks/{k}"' in api.get(f"/studio/tasks/{tid}").text
+                         for k in kids), timeout=10)  # its children
+    assert f'href="/studio/tasks/{tid}"' in api.get(f"/studio/tasks/{kids[0]}").text  # parent
 
 
 def test_task_list_filters_and_cursor(api: httpx.Client) -> None:
@@ -147,7 +164,13 @@ def test_workflow_run_drawn_as_dag_with_node_states(api: httpx.Client) -> None:
     assert claimed[0]["workflow_node"] == "extract"
     api.post(f"/v1/tasks/{claimed[0]['id']}/complete",
              json={"lease_token": claimed[0]["lease_token"], "result": 1})
+    api.put(f"/v1/workflow-runs/{run_id}/channel/progress", json={"value": {"rows": 7}})
+    api.post(f"/v1/workflow-runs/{run_id}/channel/<b>seen/increment", json={"by": 3})
     html = api.get(f"/studio/workflows/runs/{run_id}").text
+    channel = re.search(r'<table class="grid compact" id="channel">(.*?)</table>', html, re.S)
+    assert channel, html  # the run's channel state, keys and values as text
+    assert "progress" in channel.group(1) and "&#34;rows&#34;: 7" in channel.group(1)
+    assert "&lt;b&gt;seen" in channel.group(1) and ">3<" in channel.group(1)
     states = dict(re.findall(r'data-node="(\w+)" data-status="(\w+)"', html))
     assert states == {"extract": "succeeded", "transform": "queued", "validate": "queued",
                       "load": "pending"}
@@ -197,6 +220,13 @@ def test_workers_and_definitions_pages(api: httpx.Client) -> None:
     defs = api.get("/studio/definitions").text
     assert "send_email" in defs and "max_retries" in defs
     assert "&lt;i&gt;Email&lt;/i&gt;" in defs
+    partial = api.get("/studio/partials/definitions").text
+    assert 'data-live="definitions"' in partial and "send_email" in partial
+    api.put("/v1/kv/cfg:<b>", json={"value": "<script>x</script>"})
+    kv = api.get("/studio/partials/kv", params={"prefix": "cfg:"}).text
+    assert 'hx-trigger="every 3s"' in kv and "/studio/partials/kv?prefix=cfg%3A" in kv
+    assert "&lt;script&gt;x&lt;/script&gt;" in kv and "cfg:&lt;b&gt;" in kv
+    assert api.get("/studio/partials/kv", params={"prefix": "x" * 600}).status_code == 422
 
 
 def test_time_filter(api: httpx.Client) -> None:
