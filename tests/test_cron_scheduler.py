@@ -57,6 +57,14 @@ def test_schedule_api_validates_and_manages(api: httpx.Client) -> None:
                                            "timezone": "Europe/Paris"})
     assert api.get("/v1/schedules/nightly").json()["paused"] is True
     assert api.post("/v1/schedules/nightly/resume").json()["paused"] is False
+    # No time zone named: UTC (03:00 is 03:00 UTC, whatever the server's local zone).
+    utc = api.put("/v1/schedules/utc-nightly", json={"target": "report", "cron": "0 3 * * *"})
+    assert utc.json()["timezone"] == "UTC"
+    fire = datetime.fromisoformat(utc.json()["next_fire_at"]).astimezone(UTC)
+    assert (fire.hour, fire.minute) == (3, 0) and fire > datetime.now(UTC)
+    assert [s["name"] for s in api.get("/v1/schedules").json()["schedules"]] == [
+        "nightly", "utc-nightly"]
+    api.delete("/v1/schedules/utc-nightly")
     assert api.delete("/v1/schedules/nightly").json() == {"name": "nightly", "deleted": True}
     assert api.get("/v1/schedules/nightly").status_code == 404
     assert api.delete("/v1/schedules/nightly").status_code == 404

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import httpx
 
+import branchwork
 from orchestration_helpers import claim, claim_one, complete
 
 
@@ -113,3 +115,29 @@ def test_wait_returns_when_the_tree_finishes(api: httpx.Client, server) -> None:
     thread.join()
     assert r["finished"] is True and r["rollup"]["succeeded"] == 2
     assert time.monotonic() - started < 7
+
+
+def test_python_client_reads_waits_and_cancels_trees(api: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
+    branchwork.configure(url=server.url)
+    try:
+        root, a, b, aa = _tree_of_three(api)
+        body = branchwork.get_tree(aa)  # from any task of the tree
+        assert body["root_id"] == root and body["total"] == 4
+        assert [c["id"] for c in body["tree"]["children"]] == [a, b]
+        assert branchwork.get_tree(root, limit=2)["truncated"] is True
+        assert [r["id"] for r in branchwork.list_roots(with_children=True)["roots"]] == [root]
+        started = time.monotonic()
+        waited = branchwork.wait_tree(root, timeout=0.5)
+        assert waited["finished"] is False and time.monotonic() - started < 5
+        assert branchwork.cancel_tree(a) == {"id": a, "cancelled": [a, aa],
+                                             "cancel_requested": []}
+        for task in claim(api, limit=2):  # root and b
+            complete(api, task)
+        done = branchwork.wait_tree(b, timeout=10)
+        assert done["finished"] is True
+        assert done["rollup"] == {"queued": 0, "running": 0, "succeeded": 2, "failed": 0,
+                                  "cancelled": 2}
+        assert asyncio.run(branchwork.await_tree(root, timeout=5))["finished"] is True
+        assert asyncio.run(branchwork.aget_tree(aa))["tree"]["id"] == root
+    finally:
+        branchwork.configure()
