@@ -216,6 +216,16 @@ def test_worker_sends_the_api_token(make_server, tmp_path):
         assert row["status"] == "succeeded" and row["result"] == 3
 
 
+def test_worker_refused_by_the_server_exits_2_instead_of_retrying(make_server, tmp_path):
+    server = make_server(api_token="s3cret")
+    cmd = [sys.executable, "-m", "branchwork.app.cli", "run-worker", "workers_app:reg",
+           "-q", "math"]
+    env = worker_env(server.url, BW_TEST_DIR=str(tmp_path), BRANCHWORK_API_TOKEN="wrong")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "refused this worker" in done.stderr and "401 unauthorized" in done.stderr
+
+
 def test_worker_started_in_code_from_an_unguarded_script(server, api, tmp_path):
     task_id = send(api, "add", {"a": 20, "b": 22}, queue="math")
     script = str(Path(__file__).parent / "unguarded_worker_script.py")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from branchwork import AsyncClient, TaskContext, task_context
-from branchwork._exceptions import BranchworkError
+from branchwork._exceptions import ApiError, BranchworkError
 from branchwork._workflow import aregister_with_server
 
 from . import capture
@@ -125,6 +125,7 @@ class Worker:
         self.has_sync = any(not is_async(d) for d in self.definitions.values())
         self.started_at: float | None = None
         self.claimed = 0
+        self.exit_code = 0
 
     # -- life cycle -----------------------------------------------------------------------
     async def run(self) -> int:
@@ -136,7 +137,7 @@ class Worker:
         self.client = AsyncClient(url=self.options.url)
         if not await self._register():
             await self.client.aclose()
-            return 0
+            return self.exit_code
         self.slot_freed = asyncio.Event()
         self.leases = LeaseKeeper(self.options.url, self.worker_id, on_cancel=self._on_cancel,
                                   on_lost=self._on_lost)
@@ -178,6 +179,12 @@ class Worker:
                 await aregister_with_server(self.registry, self.client)  # workflows, cron
                 break
             except BranchworkError as exc:
+                if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
+                    # A refusal (wrong token, a definition the server rejects) will not go
+                    # away by asking again: say so and stop, rather than retry forever.
+                    log.error("the server at %s refused this worker: %s", self.options.url, exc)
+                    self.exit_code = 2
+                    return False
                 log.warning("cannot register with %s (%s); retrying in %.0f s",
                             self.options.url, exc, delay)
                 with contextlib.suppress(TimeoutError):
