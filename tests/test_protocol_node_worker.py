@@ -8,6 +8,8 @@ import signal
 
 import pytest
 
+import branchwork
+from branchwork import Registry, TaskFailed
 from worker_helpers import ROOT, events, running, send, task, wait_for, wait_status, worker_env
 
 NODE = shutil.which("node")
@@ -39,6 +41,35 @@ def test_node_worker_claims_heartbeats_completes_and_fails(server, api):
         assert len(node) == 1 and node[0]["online"]
         assert sorted(node[0]["task_names"]) == ["node.add", "node.fail", "node.sleep"]
         assert proc.poll() is None
+
+
+def test_tasks_sent_with_the_python_client_run_on_the_node_worker(server, api):
+    """The Python client's args shape (parameters by name) is what the Node worker reads, and
+    its outcomes come back through ``TaskRun.result()``."""
+    reg = Registry()
+
+    @reg.task(name="node.add", queue="node")
+    def node_add(a: int, b: int) -> dict:
+        raise NotImplementedError("runs in Node.js")
+
+    @reg.task(name="node.fail", queue="node", max_retries=1, retry_backoff=0.1)
+    def node_fail(message: str) -> None:
+        raise NotImplementedError("runs in Node.js")
+
+    branchwork.configure(url=server.url)
+    try:
+        added = node_add.send(40, b=2)
+        failing = node_fail.send(message="from python")
+        with running([NODE, EXAMPLE], worker_env(server.url)):
+            assert added.result(timeout=20) == {"sum": 42, "by": "node"}
+            with pytest.raises(TaskFailed) as failed:
+                failing.result(timeout=20)
+    finally:
+        branchwork.configure()
+    assert failed.value.error_type == "TypeError"
+    assert failed.value.error_message == "from python"
+    assert failed.value.attempts == 2
+    assert events(task(api, failing.id)) == ["claimed", "retry_scheduled", "claimed", "failed"]
 
 
 def test_node_worker_cancel_and_sigterm_release(server, api):
