@@ -48,7 +48,11 @@ def send_is_safe(body: Mapping[str, Any]) -> bool:
 def _key(key: str) -> str:
     if not isinstance(key, str) or not key:
         raise TypeError("KV keys are non-empty strings")
-    return "/v1/kv/" + quote(key, safe="")
+    quoted = quote(key, safe="")
+    if quoted in (".", ".."):
+        # Dot segments are resolved by URL normalisation ("/v1/kv/.." is "/v1"): escape them.
+        quoted = quoted.replace(".", "%2E")
+    return "/v1/kv/" + quoted
 
 
 def _leases(tasks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

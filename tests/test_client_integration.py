@@ -213,6 +213,11 @@ def test_kv_operations(bw: str) -> None:
     assert KV.get("greeting") == "hello / wörld?"
     KV.set("odd/key with?chars&more", "1")
     assert KV.get("odd/key with?chars&more") == "1"
+    for key in (".", "..", "../x", "a/./b"):  # dot segments must not be resolved away
+        KV.set(key, f"v{key}")
+    assert [KV.get(k) for k in (".", "..", "../x", "a/./b")] == ["v.", "v..", "v../x", "va/./b"]
+    assert KV.delete("..") is True
+    assert KV.get("..") is None and KV.get(".") == "v."
     assert KV.delete("greeting") is True and KV.delete("greeting") is False
     assert KV.set_if_absent("lock", "me") is True
     assert KV.set_if_absent("lock", "you") is False and KV.get("lock") == "me"
