@@ -48,11 +48,14 @@ def send_is_safe(body: Mapping[str, Any]) -> bool:
 def _key(key: str) -> str:
     if not isinstance(key, str) or not key:
         raise TypeError("KV keys are non-empty strings")
-    quoted = quote(key, safe="")
-    if quoted in (".", ".."):
-        # Dot segments are resolved by URL normalisation ("/v1/kv/.." is "/v1"): escape them.
-        quoted = quoted.replace(".", "%2E")
-    return "/v1/kv/" + quoted
+    return "/v1/kv/" + _segment(key)
+
+
+def _segment(text: str) -> str:
+    """One URL path segment. Dot segments are resolved by URL normalisation ("/v1/kv/.." is
+    "/v1"), so "." and ".." are escaped too."""
+    quoted = quote(text, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def _leases(tasks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -135,7 +138,7 @@ def configure_queue(name: str, *, concurrency_limit: int | None = UNSET,
         body["concurrency_limit"] = concurrency_limit
     if paused is not None:
         body["paused"] = paused
-    return Call("PUT", f"/v1/queues/{quote(name, safe='')}", json=body, safe=True)
+    return Call("PUT", f"/v1/queues/{_segment(name)}", json=body, safe=True)
 
 
 def list_queues() -> Call:
@@ -151,7 +154,7 @@ def register_worker(worker_id: str, *, queues: Sequence[str] = (),
 
 
 def stop_worker(worker_id: str) -> Call:
-    return Call("POST", f"/v1/workers/{quote(worker_id, safe='')}/stop", safe=True)
+    return Call("POST", f"/v1/workers/{_segment(worker_id)}/stop", safe=True)
 
 
 def list_workers() -> Call:
