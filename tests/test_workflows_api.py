@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import psycopg
 
+from branchwork.app.store import workflow_engine as engine
 from orchestration_helpers import (
     claim,
     claim_one,
@@ -177,15 +178,37 @@ def test_run_overrides_with_config(api: httpx.Client) -> None:
     assert claim_one(api, "cpu")["name"] == "b"
 
 
-def test_node_advance_uses_run_index(api: httpx.Client, db_url: str) -> None:
+def test_advancing_reads_the_run_not_the_task_table(api: httpx.Client, db_url: str) -> None:
+    """What the advance path asks of ``tasks`` is answered by primary key or the run index,
+    planned on a 60,000-row table with fresh statistics (no planner settings forced)."""
     register_workflow(api, "idx", _nodes("a", "b"), [["a", "b"]])
-    start_run(api, "idx")
-    with psycopg.connect(db_url) as conn:
-        conn.execute("SET enable_seqscan = off")
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT id FROM tasks WHERE workflow_run_id = 1 "
-            "AND status IN ('queued','running')"))
-    assert "tasks_workflow_run_idx" in plan
+    run_id = start_run(api, "idx")
+    a = claim_one(api)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO tasks (name, queue, status, priority, root_id, finished_at, "
+                     "workflow_run_id) SELECT 'filler', 'other', 'succeeded', 5, g, now(), "
+                     "CASE WHEN g % 2 = 0 THEN 1000000 + g END "
+                     "FROM generate_series(1, 60000) g")
+        conn.execute("ANALYZE tasks")
+        statements = {
+            # workflows.lock_runs_of_tasks (the report path, before REPORT_SQL)
+            "lock runs": ("SELECT r.id FROM workflow_runs r WHERE r.id IN (SELECT "
+                          "t.workflow_run_id FROM tasks t WHERE t.id = ANY(%s)) "
+                          "ORDER BY r.id FOR UPDATE OF r", ([a["id"]],)),
+            # workflow_engine.on_tasks_finished: the finished node and its task
+            "node": ("SELECT n.*, t.attempts, t.error AS task_error FROM workflow_nodes n "
+                     "JOIN tasks t ON t.id = n.task_id WHERE n.task_id = %s AND n.run_id = %s "
+                     "AND n.status = 'queued'", (a["id"], run_id)),
+            # workflow_engine._stop_run_tasks (fail, cancel, terminate, timeout)
+            "run tasks": ("SELECT id FROM tasks WHERE workflow_run_id = %s "
+                          "AND status IN ('queued', 'running')", (run_id,)),
+            "reconcile": (engine.RECONCILE_SQL, (500,)),
+        }
+        for what, (sql, params) in statements.items():
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
+            assert "Seq Scan on tasks" not in plan, (what, plan)
+    complete(api, a)
+    assert claim_one(api)["name"] == "b"
 
 
 def test_node_task_cancelled_outside_the_report_path(make_server) -> None:  # type: ignore[no-untyped-def]
