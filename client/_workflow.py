@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel
 
-from ._calls import Call
+from ._calls import Call, _segment
 from ._config import default_async_client, default_client
 from ._context import TaskContext, get_context
 from ._exceptions import BranchworkError, DefinitionError, InvalidArgs, WaitTimeout
@@ -491,11 +491,9 @@ class Channel:
         self.run_id = run_id
 
     def _path(self, key: str) -> str:
-        from urllib.parse import quote
-
         if not isinstance(key, str) or not key:
             raise TypeError("channel keys are non-empty strings")
-        return f"/v1/workflow-runs/{self.run_id}/channel/{quote(key, safe='')}"
+        return f"/v1/workflow-runs/{self.run_id}/channel/{_segment(key)}"
 
     def get(self, key: str, default: Any = None) -> Any:
         body = default_client().execute(Call("GET", self._path(key), safe=True,

@@ -239,6 +239,7 @@ def producer() -> None:
     wf = get_workflow_context()
     assert wf is not None
     wf.channel.set("config", {"batch": 7})
+    wf.channel.set("..", "dots")  # a dot segment must stay a key, not climb the URL
     wf.channel.increment("count", 2)
 
 
@@ -247,7 +248,7 @@ def consumer() -> dict:
     wf = get_workflow_context()
     assert wf is not None
     return {"config": wf.channel.get("config"), "count": wf.channel.increment("count"),
-            "missing": wf.channel.get("nope", "default")}
+            "missing": wf.channel.get("nope", "default"), "dots": wf.channel.get("..")}
 
 
 @reg.workflow(queue="wf")

@@ -131,8 +131,9 @@ def test_channel_across_nodes(server, client) -> None:  # type: ignore[no-untype
     run = channel_wf.send()
     with python_worker(server.url, *WORKER):
         results = run.result(timeout=60)
-    assert results["consumer"] == {"config": {"batch": 7}, "count": 3, "missing": "default"}
-    assert run.channel.all() == {"config": {"batch": 7}, "count": 3}
+    assert results["consumer"] == {"config": {"batch": 7}, "count": 3, "missing": "default",
+                                   "dots": "dots"}
+    assert run.channel.all() == {"config": {"batch": 7}, "count": 3, "..": "dots"}
 
 
 def test_workflow_timeout(server, client) -> None:  # type: ignore[no-untyped-def]
