@@ -37,8 +37,8 @@ class Subscription:
     """What one waiting claim listens for: exact queue names and glob patterns."""
 
     def __init__(self, queues: Iterable[str]) -> None:
-        self.exact = {q for q in queues if not _is_glob(q)}
-        self.patterns = [q for q in queues if _is_glob(q)]
+        self.exact = {q for q in queues if not is_glob(q)}
+        self.patterns = [q for q in queues if is_glob(q)]
         self.event = asyncio.Event()
 
     def matches(self, queue: str) -> bool:
@@ -54,7 +54,8 @@ class Subscription:
             self.event.clear()
 
 
-def _is_glob(name: str) -> bool:
+def is_glob(name: str) -> bool:
+    """A queue name with glob characters is a pattern, not a name."""
     return any(ch in name for ch in "*?[")
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from ..app.store.like import escape_like
+
 # --- change markers (the live observer) --------------------------------------------------
 
 MARKERS_SQL = """
@@ -122,7 +124,7 @@ LIST_COLUMNS = """id, name, queue, status, priority, attempts, max_retries, pare
 
 
 def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return "%" + escape_like(text) + "%"
 
 
 async def list_tasks(conn: AsyncConnection, *, status: str | None = None,

@@ -12,8 +12,10 @@ from fastapi import APIRouter, Request
 
 from ..errors import ApiError, not_found
 from ..jsonutil import JsonResponse, StrictJsonRoute, check_size
+from ..notifier import is_glob
 from ..store import tasks as store
 from ..store import workers as worker_store
+from ..store.like import escape_like
 from .deps import (
     NotifierDep,
     Pool,
@@ -39,13 +41,8 @@ from .schemas import (
 router = APIRouter(prefix="/v1", tags=["workers"], route_class=StrictJsonRoute)
 
 
-def _is_glob(name: str) -> bool:
-    return any(ch in name for ch in "*?[")
-
-
 def glob_to_like(pattern: str) -> str:
-    out = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return out.replace("*", "%").replace("?", "_")
+    return escape_like(pattern).replace("*", "%").replace("?", "_")
 
 
 async def _wait_disconnect(request: Request) -> None:
@@ -92,8 +89,8 @@ async def list_definitions(pool: Pool) -> dict[str, Any]:
 async def claim(body: ClaimIn, request: Request, pool: Pool, settings: SettingsDep,
                 notifier: NotifierDep, sightings: SightingsDep,
                 queue_cache: QueueCacheDep) -> JsonResponse:
-    exact = [q for q in body.queues if not _is_glob(q)]
-    globs = [q for q in body.queues if _is_glob(q)]
+    exact = [q for q in body.queues if not is_glob(q)]
+    globs = [q for q in body.queues if is_glob(q)]
     patterns = [glob_to_like(q) for q in globs]
     wait = min(body.wait_seconds, settings.max_wait_seconds)
     deadline = time.monotonic() + wait

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
+from .like import escape_like
+
 
 async def get(conn: AsyncConnection, key: str) -> str | None:
     async with conn.cursor() as cur:
@@ -57,9 +59,5 @@ async def list_keys(conn: AsyncConnection, prefix: str, after: str | None,
         await cur.execute(
             "SELECT key, value, updated_at FROM kv WHERE key LIKE %(p)s "
             "AND (%(after)s::text IS NULL OR key > %(after)s) ORDER BY key LIMIT %(n)s",
-            {"p": _like_prefix(prefix), "after": after, "n": limit})
+            {"p": escape_like(prefix) + "%", "after": after, "n": limit})
         return await cur.fetchall()
-
-
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
