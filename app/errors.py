@@ -1,6 +1,10 @@
-"""The one error shape of the API: ``{"code": ..., "message": ..., "details": ...}``.
+"""The one error shape of the API: ``{"code": ..., "message": ..., "details": ...}``, and the
+one table from the engine's domain errors to HTTP statuses.
 
-Every 4xx and 5xx the server sends has this body; ``docs/api.md`` lists the codes.
+Every 4xx and 5xx the server sends has this body; ``docs/api.md`` lists the codes. The engine
+raises :class:`~.engine.errors.DomainError` subclasses (no HTTP in them); ``STATUS`` below
+says which status each class is. ``ApiError`` is for the HTTP layer's own refusals (a
+malformed form, a failed CSRF check), never raised below the routes.
 """
 
 from __future__ import annotations
@@ -16,11 +20,39 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from .engine.errors import (
+    AlreadyRecorded,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    StaleLease,
+)
+from .store.sql import UnstorableValue
+
 log = logging.getLogger("branchwork.errors")
+
+# Each domain error class and its HTTP status; a subclass not listed takes its base's.
+STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    InvalidInput: 422,
+    Conflict: 409,
+    StaleLease: 409,
+    AlreadyRecorded: 409,
+    PayloadTooLarge: 413,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
 
 
 class ApiError(Exception):
-    """An expected failure that maps to one HTTP status and a stable code."""
+    """An HTTP-layer refusal (the studio's form and CSRF checks) with a status and a code."""
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
@@ -28,10 +60,6 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details
-
-
-def not_found(what: str, ident: Any) -> ApiError:
-    return ApiError(404, "not_found", f"{what} {ident} does not exist", {"id": ident})
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -64,9 +92,17 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> Response:
+        return error_response(status_of(exc), exc.code, exc.message, exc.details)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(UnstorableValue)
+    async def _unstorable(_: Request, exc: UnstorableValue) -> Response:
+        return error_response(422, "invalid_value", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

@@ -1,4 +1,6 @@
-"""JSON encoding shared by the store and the API: orjson, with checks PostgreSQL needs."""
+"""JSON at the HTTP edge: orjson responses and strict request parsing (values PostgreSQL can
+store). Encoding for the database is ``store/sql.py: dumps``; size limits are
+``engine/payload.py``."""
 
 from __future__ import annotations
 
@@ -11,8 +13,6 @@ import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, Response
-
-from .errors import ApiError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LONG_DIGITS = re.compile(rb"\d{19,}")
@@ -30,14 +30,6 @@ class JsonResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def dumps(value: Any) -> str:
-    """Encode for a ``%s::jsonb`` parameter; values JSON cannot carry are the caller's error."""
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError) as exc:
-        raise ApiError(422, "invalid_value", f"value cannot be stored as JSON: {exc}") from exc
-
-
 def contains_nul(value: Any) -> bool:
     """True when any string in a decoded JSON value (keys too) holds a NUL character."""
     stack = [value]
@@ -52,13 +44,6 @@ def contains_nul(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
-
-
-def check_size(value: Any, limit: int, what: str) -> None:
-    size = len(dumps(value))
-    if size > limit:
-        raise ApiError(413, "payload_too_large", f"{what} is {size} bytes, over the limit of {limit}",
-                       {"size": size, "limit": limit})
 
 
 def _checked_int(text: str) -> int:

@@ -1,4 +1,10 @@
-"""The FastAPI application: lifespan wiring of database, migrations, notifier and services."""
+"""The FastAPI application: the composition root.
+
+Everything is wired here and only here: the routers (one list), the one server state (built
+by the lifespan, stored as ``app.state.server``), and the background services (one list,
+started in order, stopped in reverse). Layers below never reach back up: services and the
+engine get the state or its parts handed to them, and import no routes.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,63 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse
+from starlette.responses import Response
 
-from ..studio.routes import install as install_studio
+from ..studio import routes as studio
 from . import migrate
 from . import openapi as api_document
-from .api import health, kv, metrics, queues, tasks, workers
+from .api import health, kv, metrics, queues, schedules, tasks, trees, workers, workflows
 from .database import resolve_database_url, stop_embedded
+from .engine.sweep import count_swept
 from .errors import install_error_handlers
 from .jsonutil import JsonResponse
 from .metrics import Metrics
 from .notifier import Notifier
 from .security import GuardMiddleware
-from .services import orchestration
+from .services.leader import LeaderElector
 from .services.rescuer import Rescuer
+from .services.scheduler import Scheduler
+from .services.workflow_advancer import WorkflowAdvancer
 from .settings import Settings, get_settings
+from .state import ServerState, Service
 from .store.pool import open_pool
-from .store.queues import KnownQueues
 
 log = logging.getLogger("branchwork")
+
+# Every router of the service, in the order they are matched.
+ROUTERS: tuple[APIRouter, ...] = (
+    trees.router, workflows.router, schedules.router,
+    health.router, tasks.router, workers.router, queues.router, kv.router, metrics.router,
+    studio.router,
+)
+
+STUDIO_OBSERVE_SECONDS = 0.5
+
+
+def build_services(state: ServerState) -> list[Service]:
+    """The background services in start order (they stop in reverse). The rescuer, leader
+    elector, workflow advancer and cron scheduler run only with ``run_services``; the
+    studio's change observer always (it serves this replica's open pages)."""
+    settings, pool = state.settings, state.pool
+    services: list[Service] = []
+    if settings.run_services:
+        rescuer = Rescuer(pool, settings.sweep_interval_seconds)
+        elector = LeaderElector(pool, settings.leader_lease_seconds)
+        advancer = WorkflowAdvancer(pool, settings.workflow_interval_seconds, state.metrics)
+        scheduler = Scheduler(pool, elector, settings.scheduler_interval_seconds, state.metrics)
+        # Node tasks a sweep ended advance their runs; the attempts it ended count in /metrics.
+        rescuer.hooks += [advancer.on_sweep, count_swept(pool, state.metrics)]
+        services += [rescuer, elector, advancer, scheduler]
+    state.studio = studio.Studio(pool, STUDIO_OBSERVE_SECONDS)
+    services.append(state.studio.observer)
+    return services
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    metrics = Metrics()  # per app: several apps may share a process (tests)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,25 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await open_pool(url, settings.pool_min_size, settings.pool_max_size)
         notifier = Notifier(url)
         await notifier.start()
-        rescuer = Rescuer(pool, settings.sweep_interval_seconds)
-        app.state.pool = pool
-        app.state.notifier = notifier
-        app.state.rescuer = rescuer
-        app.state.known_queues = KnownQueues()
-        app.state.database_url = url
-        services = [rescuer]
-        for hook in app.state.startup_hooks:
-            await hook(app)
-        if settings.run_services:
-            for service in services:
-                service.start()
+        state = ServerState(settings=settings, database_url=url, pool=pool,
+                            notifier=notifier, metrics=metrics)
+        state.services = build_services(state)
+        app.state.server = state
+        state.start_services()
         try:
             yield
         finally:
-            for hook in reversed(app.state.shutdown_hooks):
-                await hook(app)
-            for service in services:
-                await service.stop()
+            await state.stop_services()
             await notifier.stop()
             await pool.close()
             if settings.database_url is None:  # only the PostgreSQL this app started
@@ -72,15 +101,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JsonResponse,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.startup_hooks = []
-    app.state.shutdown_hooks = []
-    app.state.metrics = Metrics()
     install_error_handlers(app)
-    orchestration.install(app)  # trees, workflows, cron: routes and services
-    for module in (health, tasks, workers, queues, kv, metrics):
-        app.include_router(module.router)
-    install_studio(app)
+
+    async def need_login(request: Request, _: Exception) -> Response:
+        return studio.login_redirect(request)
+
+    app.add_exception_handler(studio.LoginRequired, need_login)
+    for router in ROUTERS:
+        app.include_router(router)
     api_document.install(app)
 
     @app.get("/", include_in_schema=False)

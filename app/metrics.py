@@ -1,5 +1,6 @@
-"""Prometheus metrics: per-process counters and histograms fed by the API routes, plus
-gauges read from the database at scrape time (queue depth, workers online).
+"""Prometheus metrics: per-process counters and histograms fed by the engine's use cases
+(send, claim, report, sweep), plus gauges read at scrape time (queue depth, workers online,
+``app/read/queues.py: gauges``). The one ``Metrics`` object lives in the server state.
 
 Counters are per server process, as Prometheus expects: with several replicas, ``sum`` over
 instances. Label sets are capped (``MAX_SERIES``) so that a sender inventing task names
@@ -11,13 +12,9 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
-
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 MAX_SERIES = 5000
 OTHER = "__other__"
@@ -55,8 +52,8 @@ class Histogram:
 
 
 class Metrics:
-    """The process's counters; the ``sent``/``claimed``/``reported`` hooks are one-liners
-    in the routes and never touch the database."""
+    """The process's counters; the engine calls ``sent``/``claimed``/``reported``/``swept``
+    after its transaction (they never touch the database)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -87,22 +84,16 @@ class Metrics:
             hist = table[key] = Histogram()
         hist.observe(max(0.0, value))
 
-    def sent(self, items: Sequence[Any], outcomes: Sequence[Any]) -> None:
-        """After a send: ``items`` have ``.queue``/``.name``, outcomes ``.duplicate``."""
-        with self._lock:
-            for item, out in zip(items, outcomes, strict=False):
-                if not out.duplicate:
-                    self._count("sent", item.queue, item.name)
-
-    def server_sent(self, items: Sequence[dict[str, Any]], outcomes: Sequence[Any]) -> None:
-        """Tasks the server created itself (workflow nodes, cron fires): dict items."""
+    def sent(self, items: Sequence[Mapping[str, Any]], outcomes: Sequence[Any]) -> None:
+        """After a send (by the API, a workflow advance or a cron fire): ``items`` are the
+        tasks' column mappings, ``outcomes`` have ``.duplicate`` (duplicates do not count)."""
         with self._lock:
             for item, out in zip(items, outcomes, strict=False):
                 if not out.duplicate:
                     self._count("sent", item["queue"], item["name"])
 
-    def claimed(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """After a claim; returns ``tasks`` so the route can wrap its return value."""
+    def claimed(self, tasks: Sequence[Mapping[str, Any]]) -> None:
+        """After a claim: the leased tasks."""
         now = time.time()
         with self._lock:
             for t in tasks:
@@ -111,9 +102,8 @@ class Metrics:
                 if isinstance(run_at, datetime):
                     self._observe("claim_wait_seconds", t["queue"], t["name"],
                                   now - run_at.timestamp())
-        return tasks
 
-    def reported(self, rows: Iterable[dict[str, Any]]) -> None:
+    def reported(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """After a batch report: rows of ``store.tasks.report`` (applied ones count)."""
         with self._lock:
             for r in rows:
@@ -126,7 +116,7 @@ class Metrics:
                 if r.get("run_seconds") is not None:
                     self._observe("run_seconds", r["queue"], r["name"], float(r["run_seconds"]))
 
-    def swept(self, rows: Iterable[dict[str, Any]]) -> None:
+    def swept(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Attempts the server ended itself (lease sweep): a lost lease or a timeout is a
         failed attempt, whether a retry follows or not; one whose cancel was asked, cancelled."""
         with self._lock:
@@ -136,7 +126,7 @@ class Metrics:
                 counter = "cancelled" if r["status"] == "cancelled" else "failed"
                 self._count(counter, r["queue"], r["name"])
 
-    def render(self, gauges: dict[str, Any]) -> str:
+    def render(self, gauges: Mapping[str, Any]) -> str:
         lines: list[str] = []
         with self._lock:
             for counter, help_text in COUNTERS.items():
@@ -167,71 +157,3 @@ class Metrics:
                   "# TYPE branchwork_workers_online gauge",
                   f"branchwork_workers_online {gauges['workers_online']}"]
         return "\n".join(lines) + "\n"
-
-
-# Both counts use partial indexes (tasks_claim_idx, tasks_running_idx), not the whole table.
-DEPTH_SQL = """
-SELECT q.name AS queue, s.status, COALESCE(c.n, 0) AS n
-FROM queues q CROSS JOIN (VALUES ('queued'), ('running')) AS s(status)
-LEFT JOIN (
-    SELECT queue, 'queued' AS status, count(*) AS n FROM tasks WHERE status = 'queued'
-    GROUP BY queue
-    UNION ALL
-    SELECT queue, 'running', count(*) FROM tasks WHERE status = 'running' GROUP BY queue
-) c ON c.queue = q.name AND c.status = s.status
-ORDER BY q.name, s.status
-"""
-
-
-async def read_gauges(conn: AsyncConnection, offline_after: float) -> dict[str, Any]:
-    async with conn.cursor() as cur:
-        await cur.execute(DEPTH_SQL)
-        depth = await cur.fetchall()
-        await cur.execute(
-            "SELECT count(*) AS n FROM workers WHERE stopped_at IS NULL "
-            "AND last_seen_at > now() - make_interval(secs => %s)", (offline_after,))
-        row = await cur.fetchone()
-    return {"depth": depth, "workers_online": int(row["n"]) if row else 0}
-
-
-def sweep_hook(pool: AsyncConnectionPool,
-               metrics: Metrics) -> Callable[[list[dict[str, Any]]], Awaitable[None]]:
-    """A rescuer hook that counts the attempts a sweep ended. The sweep's rows carry no task
-    name, so they are looked up by primary key (sweeps that end anything are rare)."""
-
-    async def hook(rows: list[dict[str, Any]]) -> None:
-        async with pool.connection() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT id, name FROM tasks WHERE id = ANY(%s)",
-                              ([r["id"] for r in rows],))
-            names = {r["id"]: r["name"] for r in await cur.fetchall()}
-        metrics.swept([{**r, "name": names.get(r["id"])} for r in rows])
-
-    return hook
-
-
-# The store creates tasks on its own (a workflow advancing, a cron fire) deep inside request
-# handlers and background services, where no ``app.state`` is at hand. The app's Metrics is
-# put in this context variable for each request and for its background services, so such
-# sends count in the right app's counters (several apps may share a process in tests).
-current: ContextVar[Metrics | None] = ContextVar("branchwork_metrics", default=None)
-
-
-def count_server_sent(items: Sequence[dict[str, Any]], outcomes: Sequence[Any]) -> None:
-    metrics = current.get()
-    if metrics is not None:
-        metrics.server_sent(items, outcomes)
-
-
-class MetricsContext:
-    """ASGI middleware: the app's Metrics in ``current`` while a request is handled."""
-
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        token = current.set(self.metrics)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            current.reset(token)

@@ -10,39 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 
+from ..protocol import QueueSelector
+from .store.sql import CONFIG_CHANGED, decode, listen
+
 log = logging.getLogger("branchwork.notifier")
-
-CHANNEL = "branchwork_queue"
-# Sent when a queue's settings change (limit, pause); no queue name can start with "!".
-CONFIG_CHANGED = "!queues"
-
-
-def encode(queue: str, run_at_epoch: float | None = None) -> str:
-    return queue if run_at_epoch is None else f"{queue}\t{run_at_epoch:.3f}"
-
-
-def decode(payload: str) -> tuple[str, float | None]:
-    queue, _, when = payload.partition("\t")
-    return queue, (float(when) if when else None)
 
 
 class Subscription:
-    """What one waiting claim listens for: exact queue names and glob patterns."""
+    """What one waiting claim listens for: its queue selector (exact names and globs)."""
 
-    def __init__(self, queues: Iterable[str]) -> None:
-        self.exact = {q for q in queues if not is_glob(q)}
-        self.patterns = [q for q in queues if is_glob(q)]
+    def __init__(self, selector: QueueSelector) -> None:
+        self.selector = selector
         self.event = asyncio.Event()
 
     def matches(self, queue: str) -> bool:
-        return queue in self.exact or any(fnmatch.fnmatchcase(queue, p) for p in self.patterns)
+        return self.selector.matches(queue)
 
     async def wait(self, seconds: float) -> bool:
         try:
@@ -52,11 +40,6 @@ class Subscription:
             return False
         finally:
             self.event.clear()
-
-
-def is_glob(name: str) -> bool:
-    """A queue name with glob characters is a pattern, not a name."""
-    return any(ch in name for ch in "*?[")
 
 
 class Notifier:
@@ -83,8 +66,8 @@ class Notifier:
             timer.cancel()
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, queues: Iterable[str]) -> AsyncIterator[Subscription]:
-        sub = Subscription(queues)
+    async def subscribe(self, selector: QueueSelector) -> AsyncIterator[Subscription]:
+        sub = Subscription(selector)
         self._subs.add(sub)
         try:
             yield sub
@@ -138,7 +121,7 @@ class Notifier:
                 async with await psycopg.AsyncConnection.connect(
                     self._conninfo, autocommit=True
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await listen(conn)
                     self.connected.set()
                     backoff = 0.1
                     self.config_changed()

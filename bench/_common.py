@@ -23,6 +23,10 @@ import psycopg
 
 from branchwork.app.database import libpq_url, start_embedded, stop_embedded
 
+# The ``branchwork`` command line as the benchmarks start it (``server``, ``run-worker``): the
+# one place that names its module.
+CLI = (sys.executable, "-m", "branchwork.cli")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -64,7 +68,7 @@ def start_server(db_url: str, settings: dict[str, str]) -> tuple[subprocess.Pope
     port = free_port()
     env = dict(os.environ, BRANCHWORK_DATABASE_URL=db_url, BRANCHWORK_PORT=str(port), **settings)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "branchwork.app.cli", "server", "--log-level", "warning"],
+        [*CLI, "server", "--log-level", "warning"],
         env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

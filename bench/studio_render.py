@@ -29,7 +29,7 @@ from _common import free_port, with_database
 from branchwork.app import migrate
 from branchwork.app.main import create_app
 from branchwork.app.settings import Settings
-from branchwork.studio.queries import MARKERS_SQL
+from branchwork.app.store.insights import MARKERS_SQL
 
 TASKS = 100_000
 TREE = 5_000
@@ -73,7 +73,7 @@ def time_view(client: httpx.Client, app: Any, path: str, cold: bool) -> dict[str
     samples = []
     for _ in range(REPEAT):
         if cold:
-            app.state.studio.cache.clear()  # as after a change: the shared cache misses
+            app.state.server.studio.cache.clear()  # as after a change: the shared cache misses
         start = time.perf_counter()
         r = client.get(path)
         samples.append((time.perf_counter() - start) * 1000)

@@ -20,14 +20,13 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-from _common import FreshDatabase, start_server, stop
+from _common import CLI, FreshDatabase, start_server, stop
 
 from branchwork import Registry
 
@@ -59,13 +58,13 @@ def send_noops(url: str, n: int, name: str, queue: str, batch: int = 2000) -> fl
 
 
 def start_worker(url: str, queue: str, concurrency: int, batch: int,
-                 extra: list[str]) -> subprocess.Popen:
+                 extra: list[str], stderr: Any = subprocess.DEVNULL) -> subprocess.Popen:
     env = dict(os.environ, BRANCHWORK_URL=url,
                PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen(
-        [sys.executable, "-m", "branchwork.app.cli", "run-worker", "worker_drain:reg",
+        [*CLI, "run-worker", "worker_drain:reg",
          "-q", queue, "-c", str(concurrency), "-b", str(batch), "--wait-seconds", "5", *extra],
-        env=env, stderr=subprocess.DEVNULL)
+        env=env, stderr=stderr)
 
 
 def cpu_seconds(pid: int) -> float | None:

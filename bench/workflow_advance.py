@@ -1,6 +1,6 @@
 """Cost of advancing a workflow run, with a small and with a large task table.
 
-Drives runs of a three-node chain through the store directly (report = the worker's
+Drives runs of a three-node chain through the engine directly (report = the worker's
 ``/v1/tasks/report`` path, which advances the run in the same transaction) and prints the
 median time of one report that queues the next node, before and after filling the task
 table with unrelated finished tasks. Prints one JSON document; asserts nothing.
@@ -23,49 +23,54 @@ import psycopg
 from _common import with_database
 
 from branchwork.app import migrate
-from branchwork.app.store import tasks as task_store
-from branchwork.app.store import workflows as wf_store
+from branchwork.app.engine import runs as run_engine
+from branchwork.app.engine import workflows as wf_engine
+from branchwork.app.engine.claim import ClaimRequest, claim_once
+from branchwork.app.engine.report import Outcome, report
+from branchwork.app.metrics import Metrics
+from branchwork.app.notifier import Notifier
+from branchwork.app.settings import Settings
+from branchwork.app.state import ServerState
 from branchwork.app.store.pool import open_pool
 
+CLAIM = ClaimRequest(worker_id="bench", queues=("bench",), task_names=None, limit=50,
+                     wait_seconds=0)
 
-async def _advance_times(pool, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
-    async with pool.connection() as conn:
-        for _ in range(runs):
-            await wf_store.create_run(conn, "chain", {"n": 1}, queue=None, priority=None,
-                                      timeout_seconds=None, idempotency_key=None)
+
+async def _advance_times(state: ServerState, runs: int) -> list[float]:
+    for _ in range(runs):
+        await run_engine.start_run(state, "chain", {"n": 1})
     times = []
     while True:
-        claimed = await task_store.claim(pool, worker_id="bench", queues=["bench"],
-                                         patterns=[], task_names=None, limit=50,
-                                         lease_seconds=60)
+        claimed = await claim_once(state, CLAIM, CLAIM.selector)
         if not claimed:
             return times
         for task in claimed:
-            item = {"id": task["id"], "lease_token": str(task["lease_token"]),
-                    "outcome": "succeeded", "result": 1, "error": None,
-                    "retry_delay_seconds": None}
+            outcome = Outcome(id=task["id"], lease_token=str(task["lease_token"]),
+                              outcome="succeeded", result=1)
             started = time.perf_counter()
-            await task_store.report(pool, [item], [])
+            await report(state, [outcome])
             times.append(time.perf_counter() - started)
 
 
 async def main(url: str, runs: int, filler: int) -> dict:
     pool = await open_pool(url, 1, 2)
+    # The notifier is never started: nothing here waits on it.
+    state = ServerState(settings=Settings(database_url=url, lease_seconds=60),
+                        database_url=url, pool=pool, notifier=Notifier(url), metrics=Metrics())
     try:
-        async with pool.connection() as conn:
-            await wf_store.upsert_definition(conn, {
-                "name": "chain", "queue": "bench", "priority": 5, "args_schema": None,
-                "timeout_seconds": None,
-                "nodes": {n: {"task": n, "max_cycles": 1} for n in ("a", "b", "c")},
-                "edges": [["a", "b"], ["b", "c"]]})
-        small = await _advance_times(pool, runs)
+        await wf_engine.register(
+            state, "chain", queue="bench", priority=5, timeout_seconds=None, args_schema=None,
+            nodes={n: {"task": n, "max_cycles": 1} for n in ("a", "b", "c")},
+            edges=[["a", "b"], ["b", "c"]])
+        small = await _advance_times(state, runs)
         async with pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO tasks (name, queue, status, priority, root_id, finished_at) "
                 "SELECT 'filler', 'other', 'succeeded', 5, g, now() "
                 "FROM generate_series(1, %s) g", (filler,))
             await conn.execute("ANALYZE tasks")
-        large = await _advance_times(pool, runs)
+        large = await _advance_times(state, runs)
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT count(*) AS n FROM tasks")
             total = (await cur.fetchone())["n"]

@@ -2,10 +2,13 @@
 
 The public surface is re-exported here; the modules behind it are private (``_*.py``).
 Exceptions: see ``branchwork._exceptions`` for the one tree rooted at ``BranchworkError``.
+Public modules beside it: ``branchwork.protocol`` (the wire protocol's rules),
+``branchwork.worker_api`` (what a worker runtime uses) and ``branchwork.cli`` (the command).
 """
 
-from ._config import ClientSettings, configure
+from ._config import configure
 from ._context import TaskContext, get_context, reset_context, set_context, task_context
+from ._dsl import Node, node
 from ._exceptions import (
     ApiError,
     BadRequest,
@@ -24,19 +27,18 @@ from ._exceptions import (
     Unauthorized,
     ValidationError,
     WaitTimeout,
+    WorkflowCancelled,
+    WorkflowError,
+    WorkflowFailed,
 )
 from ._handle import TaskRun
 from ._http import AsyncClient, Client
 from ._kv import KV, KVStore
+from ._options import Queue
 from ._registry import Registry
-from ._task import (
-    ConfiguredTask,
-    Queue,
-    TaskDefinition,
-    TaskRequest,
-    asend_batch,
-    send_batch,
-)
+from ._request import TaskRequest, asend_batch, send_batch
+from ._settings import ClientSettings
+from ._task import ConfiguredTask, TaskDefinition
 from ._trees import (
     acancel_tree,
     aget_tree,
@@ -50,19 +52,9 @@ from ._trees import (
     wait_tree,
     waiting,
 )
-from ._workflow import (
-    Channel,
-    ConfiguredWorkflow,
-    Node,
-    Workflow,
-    WorkflowCancelled,
-    WorkflowContext,
-    WorkflowError,
-    WorkflowFailed,
-    WorkflowRun,
-    get_workflow_context,
-    node,
-)
+from ._workflow import ConfiguredWorkflow, Workflow
+from ._workflow_context import WorkflowContext, get_workflow_context
+from ._workflow_run import Channel, WorkflowRun
 
 __version__ = "0.1.0"
 

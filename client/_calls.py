@@ -1,7 +1,8 @@
 """Every v1 endpoint as a ``Call``: a description the sync and async clients both execute.
 
 Keeping the endpoints here once means ``Client`` and ``AsyncClient`` cannot drift apart, and the
-retry rule (``Call.safe``) is decided in one place per endpoint.
+retry rule (``Call.safe``) is decided in one place per endpoint. Multi-step operations are
+flows over these calls (``_flow.py``); nothing else in the client builds a request.
 """
 
 from __future__ import annotations
@@ -197,3 +198,91 @@ def release(worker_id: str, tasks: Iterable[Mapping[str, Any]]) -> Call:
     return Call("POST", "/v1/tasks/release", json={"worker_id": worker_id,
                                                    "tasks": _leases(tasks)},
                 safe=True, parse=lambda body: body["released"])
+
+
+# -- schedules, workflows and their runs ---------------------------------------------------
+
+
+def register_schedules(items: Sequence[Mapping[str, Any]]) -> Call:
+    return Call("POST", "/v1/schedules/register", json={"schedules": [dict(i) for i in items]},
+                safe=True)
+
+
+def put_workflow(name: str, definition: Mapping[str, Any]) -> Call:
+    return Call("PUT", f"/v1/workflows/{name}", json=dict(definition), safe=True)
+
+
+def start_run(workflow: str, body: Mapping[str, Any]) -> Call:
+    # Safe only with an idempotency key: a repeat is then recognised as a duplicate.
+    return Call("POST", f"/v1/workflows/{workflow}/runs", json=dict(body),
+                safe=bool(body.get("idempotency_key")))
+
+
+def _run(run_id: int) -> str:
+    return f"/v1/workflow-runs/{int(run_id)}"
+
+
+def get_run(run_id: int) -> Call:
+    return Call("GET", _run(run_id), safe=True)
+
+
+def wait_run(run_id: int, seconds: float) -> Call:
+    return Call("GET", _run(run_id) + "/wait", params={"timeout_seconds": seconds}, safe=True,
+                extra_timeout=seconds)
+
+
+def cancel_run(run_id: int) -> Call:
+    return Call("POST", _run(run_id) + "/cancel")
+
+
+def directive(run_id: int, body: Mapping[str, Any]) -> Call:
+    return Call("POST", _run(run_id) + "/directives", json=dict(body), safe=True)
+
+
+def _channel(run_id: int, key: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise TypeError("channel keys are non-empty strings")
+    return _run(run_id) + "/channel/" + _segment(key)
+
+
+def channel_get(run_id: int, key: str) -> Call:
+    return Call("GET", _channel(run_id, key), safe=True, none_on_404=True)
+
+
+def channel_set(run_id: int, key: str, value: Any) -> Call:
+    return Call("PUT", _channel(run_id, key), json={"value": value}, safe=True)
+
+
+def channel_increment(run_id: int, key: str, by: int = 1) -> Call:
+    return Call("POST", _channel(run_id, key) + "/increment", json={"by": by},
+                parse=lambda body: body["value"])
+
+
+def channel_all(run_id: int) -> Call:
+    return Call("GET", _run(run_id) + "/channel", safe=True,
+                parse=lambda body: {e["key"]: e["value"] for e in body["entries"]})
+
+
+# -- task trees ------------------------------------------------------------------------------
+
+
+def get_tree(task_id: int, limit: int | None = None) -> Call:
+    params = {"limit": limit} if limit else None
+    return Call("GET", f"/v1/trees/{int(task_id)}", params=params, safe=True)
+
+
+def cancel_tree(task_id: int) -> Call:
+    return Call("POST", f"/v1/trees/{int(task_id)}/cancel", safe=True)
+
+
+def wait_tree(task_id: int, seconds: float) -> Call:
+    return Call("GET", f"/v1/trees/{int(task_id)}/wait", params={"timeout_seconds": seconds},
+                safe=True, extra_timeout=seconds)
+
+
+def list_roots(with_children: bool = False, cursor: int | None = None,
+               limit: int = 100) -> Call:
+    params: dict[str, Any] = {"with_children": str(with_children).lower(), "limit": limit}
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call("GET", "/v1/trees", params=params, safe=True)

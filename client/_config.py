@@ -1,4 +1,4 @@
-"""Where the client finds the server, and the shared default clients built from that.
+"""The shared default clients, built from the current settings (``_settings``).
 
 The environment is read when a default client is first needed (``BRANCHWORK_URL``,
 ``BRANCHWORK_API_TOKEN``); ``configure()`` overrides it in code and drops the clients built so
@@ -11,43 +11,19 @@ import asyncio
 import os
 import threading
 import weakref
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from ._http import AsyncClient, Client
+from . import _settings
+from ._http import AsyncClient, Client
+from ._settings import ClientSettings, current_settings
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-@dataclass(frozen=True)
-class ClientSettings:
-    """Connection settings shared by ``Client`` and ``AsyncClient``."""
-
-    url: str = DEFAULT_URL
-    api_token: str | None = None
-    timeout: float = 30.0
-    retries: int = 5  # extra attempts after a failed one, where retrying is safe
-    backoff: float = 0.2  # first retry delay; doubles, capped at max_backoff, with jitter
-    max_backoff: float = 5.0
-
-    @classmethod
-    def from_env(cls) -> ClientSettings:
-        """``BRANCHWORK_URL`` (default http://127.0.0.1:8000) and ``BRANCHWORK_API_TOKEN``."""
-        return cls(url=os.environ.get("BRANCHWORK_URL") or DEFAULT_URL,
-                   api_token=os.environ.get("BRANCHWORK_API_TOKEN") or None)
-
+__all__ = ["ClientSettings", "configure", "current_settings", "default_async_client",
+           "default_client"]
 
 _lock = threading.Lock()
-_overrides: dict[str, Any] = {}
 _sync: Client | None = None
 # An httpx.AsyncClient belongs to the event loop it first ran on, so there is one per loop.
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
     weakref.WeakKeyDictionary())
-
-
-def current_settings() -> ClientSettings:
-    return replace(ClientSettings.from_env(), **_overrides)
 
 
 def configure(*, url: str | None = None, api_token: str | None = None,
@@ -61,8 +37,8 @@ def configure(*, url: str | None = None, api_token: str | None = None,
     given = {"url": url, "api_token": api_token, "timeout": timeout, "retries": retries,
              "backoff": backoff, "max_backoff": max_backoff}
     with _lock:
-        _overrides.clear()
-        _overrides.update({k: v for k, v in given.items() if v is not None})
+        _settings.overrides.clear()
+        _settings.overrides.update({k: v for k, v in given.items() if v is not None})
         old, _sync = _sync, None
         _async.clear()  # async clients are left to the garbage collector: their loop may be gone
     if old is not None:
@@ -84,8 +60,6 @@ if hasattr(os, "register_at_fork"):
 def default_client() -> Client:
     """The process-wide sync client (thread-safe), built on first use."""
     global _sync
-    from ._http import Client
-
     with _lock:
         if _sync is None:
             _sync = Client(settings=current_settings())
@@ -94,8 +68,6 @@ def default_client() -> Client:
 
 def default_async_client() -> AsyncClient:
     """The async client of the running event loop, built on first use in that loop."""
-    from ._http import AsyncClient
-
     loop = asyncio.get_running_loop()
     with _lock:
         client = _async.get(loop)

@@ -40,7 +40,7 @@ class TaskContext:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     # Set by the worker runtime: called with True when the task starts waiting (on its
     # children, through ``branchwork.waiting()``) and False when it stops, so the worker can
-    # lend the task's slot meanwhile. None: nobody listens (see ``_trees.py``).
+    # lend the task's slot meanwhile. None: nobody listens (see ``_waiting.py``).
     on_waiting: Callable[[bool], None] | None = field(default=None, repr=False)
     _spawned: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

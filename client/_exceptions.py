@@ -15,10 +15,15 @@
     │   ├── PayloadTooLarge      413 (args, result or KV value over the server's limit)
     │   ├── ValidationError      422 (the body did not match the API schema)
     │   └── ServerError          5xx
-    └── TaskError                outcomes seen by ``TaskRun.wait()``: .task_id .task
-        ├── TaskFailed           the task failed for good: .error_type .error_message .traceback
-        ├── TaskCancelled        the task was cancelled (also raised by ctx.raise_if_cancelled())
-        └── WaitTimeout          wait(timeout) ran out first; the task keeps running
+    ├── TaskError                outcomes seen by ``TaskRun.wait()``: .task_id .task
+    │   ├── TaskFailed           the task failed for good: .error_type .error_message .traceback
+    │   ├── TaskCancelled        the task was cancelled (also raised by ctx.raise_if_cancelled())
+    │   └── WaitTimeout          wait(timeout) ran out first; the task keeps running
+    └── WorkflowError            outcomes seen by ``WorkflowRun.wait()``: .run_id .run .reason
+        ├── WorkflowFailed       a node failed for good: .node .task_id .error
+        └── WorkflowCancelled    cancelled (API, cancel_workflow(), or its timeout: .reason)
+
+(``WorkflowRun.wait(timeout)`` running out raises ``WaitTimeout`` too.)
 """
 
 from __future__ import annotations
@@ -157,3 +162,35 @@ class WaitTimeout(TaskError, TimeoutError):
         self.timeout = timeout
         self.status = status
         super().__init__(f"task {task_id} still {status} after {timeout}s", task_id, task)
+
+
+class WorkflowError(BranchworkError):
+    """Base of the outcomes ``WorkflowRun.wait()`` reports; ``run`` is the run as last read."""
+
+    def __init__(self, message: str, run_id: int, run: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.run = run or {}
+        self.reason: str | None = self.run.get("reason")
+
+
+class WorkflowFailed(WorkflowError):
+    """A node failed for good; its downstream nodes were skipped."""
+
+    def __init__(self, run_id: int, run: dict[str, Any] | None = None) -> None:
+        error = (run or {}).get("error") or {}
+        self.node: str | None = error.get("node")
+        self.task_id: int | None = error.get("task_id")
+        self.error: dict[str, Any] = error.get("error") or {}
+        super().__init__(f"workflow run {run_id} failed at node {self.node}: "
+                         f"{self.error.get('type')}: {self.error.get('message')}", run_id, run)
+
+
+class WorkflowCancelled(WorkflowError):
+    """The run was cancelled: through the API, by ``cancel_workflow()`` or by its timeout."""
+
+    def __init__(self, run_id: int, run: dict[str, Any] | None = None,
+                 message: str | None = None) -> None:
+        reason = (run or {}).get("reason")
+        super().__init__(message or f"workflow run {run_id} was cancelled ({reason})",
+                         run_id, run)

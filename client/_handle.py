@@ -1,16 +1,21 @@
-"""``TaskRun``: the handle of one sent task (status, result, cancel)."""
+"""``TaskRun``: the handle of one sent task (status, result, cancel).
+
+Each operation is one flow (``_flow.py``); the sync method and its ``a``-prefixed async twin
+only choose the driver, through the client the handle came from (``Origin``).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-from ._config import default_async_client, default_client
+from . import _calls as calls
 from ._exceptions import TaskCancelled, TaskFailed, WaitTimeout
+from ._flow import Deadline, Flow, Sleep
 from ._http import AsyncClient, Client
+from ._origin import Origin
+from .protocol import TERMINAL_STATUSES
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL = frozenset(TERMINAL_STATUSES)
 _FIRST_POLL, _MAX_POLL = 0.05, 1.0
 
 
@@ -19,17 +24,16 @@ class _Pauses:
     quick at first for short tasks, growing to ``_MAX_POLL``, never past the deadline."""
 
     def __init__(self, timeout: float | None) -> None:
-        self.timeout = timeout
-        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self.deadline = Deadline(timeout)
         self._pause = _FIRST_POLL
 
     def next(self, run: TaskRun) -> float:
         """The next pause; ``WaitTimeout`` once the deadline has passed."""
         pause = self._pause
-        if self._deadline is not None:
-            left = self._deadline - time.monotonic()
+        left = self.deadline.left()
+        if left is not None:
             if left <= 0:
-                raise WaitTimeout(run.id, self.timeout or 0.0, run.status, run.task)
+                raise WaitTimeout(run.id, self.deadline.timeout or 0.0, run.status, run.task)
             pause = min(pause, left)
         self._pause = min(pause * 1.5, _MAX_POLL)
         return pause
@@ -51,18 +55,11 @@ class TaskRun:
         self.task_name = task_name
         self.status: str | None = status
         self.task: dict[str, Any] | None = None
-        self._client = client
-        self._async_client = async_client
+        self.origin = Origin(client, async_client)
 
     def __repr__(self) -> str:
         dup = ", duplicate" if self.duplicate else ""
         return f"<TaskRun {self.id} {self.task_name or ''} {self.status or '?'}{dup}>"
-
-    def _sync(self) -> Client:
-        return self._client or default_client()
-
-    def _async(self) -> AsyncClient:
-        return self._async_client or default_async_client()
 
     def _update(self, task: dict[str, Any]) -> TaskRun:
         self.task = task
@@ -79,12 +76,25 @@ class TaskRun:
     def error(self) -> dict[str, Any] | None:
         return (self.task or {}).get("error")
 
-    def refresh(self) -> TaskRun:
-        """Read the task again (GET /v1/tasks/{id}); returns self."""
-        return self._update(self._sync().get_task(self.id))
+    # -- flows ---------------------------------------------------------------------------
+    def _refreshing(self) -> Flow[TaskRun]:
+        return self._update((yield calls.get_task(self.id)))
 
-    async def arefresh(self) -> TaskRun:
-        return self._update(await self._async().get_task(self.id))
+    def _waiting(self, timeout: float | None) -> Flow[Any]:
+        pauses = _Pauses(timeout)
+        while True:
+            yield from self._refreshing()
+            if self.done:
+                return self._outcome()
+            yield Sleep(pauses.next(self))
+
+    def _cancelling(self) -> Flow[str]:
+        out = yield calls.cancel_task(self.id)
+        self.status = out.get("status", self.status)
+        return self.status or ""
+
+    def _retrying(self) -> Flow[None]:
+        self.status = (yield calls.retry_task(self.id)).get("status", "queued")
 
     def _outcome(self) -> Any:
         task = self.task or {}
@@ -94,6 +104,14 @@ class TaskRun:
             raise TaskFailed(self.id, task)
         raise TaskCancelled(self.id, task)
 
+    # -- the public methods: a flow and a driver ------------------------------------------
+    def refresh(self) -> TaskRun:
+        """Read the task again (GET /v1/tasks/{id}); returns self."""
+        return self.origin.run(self._refreshing())
+
+    async def arefresh(self) -> TaskRun:
+        return await self.origin.arun(self._refreshing())
+
     def result(self, timeout: float | None = None) -> Any:
         """Wait until the task is final and return its JSON result.
 
@@ -101,41 +119,27 @@ class TaskRun:
         or ``WaitTimeout`` when ``timeout`` seconds pass first (the task goes on).
         ``None`` waits as long as it takes.
         """
-        pauses = _Pauses(timeout)
-        while True:
-            self.refresh()
-            if self.done:
-                return self._outcome()
-            time.sleep(pauses.next(self))
+        return self.origin.run(self._waiting(timeout))
 
     wait = result  # ``run.wait(timeout)`` reads naturally; it is the same call.
 
     async def aresult(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Async twin of ``result()`` / ``wait()``."""
-        pauses = _Pauses(timeout)
-        while True:
-            await self.arefresh()
-            if self.done:
-                return self._outcome()
-            await asyncio.sleep(pauses.next(self))
+        return await self.origin.arun(self._waiting(timeout))
 
     def cancel(self) -> str:
         """Cancel a queued task, or ask a running one to stop → the status after the call.
 
         Raises ``Conflict`` (code ``already_finished``) if the task already finished.
         """
-        out = self._sync().cancel_task(self.id)
-        self.status = out.get("status", self.status)
-        return self.status or ""
+        return self.origin.run(self._cancelling())
 
     async def acancel(self) -> str:
-        out = await self._async().cancel_task(self.id)
-        self.status = out.get("status", self.status)
-        return self.status or ""
+        return await self.origin.arun(self._cancelling())
 
     def retry(self) -> None:
         """Queue a failed or cancelled task again (``Conflict`` otherwise)."""
-        self.status = self._sync().retry_task(self.id).get("status", "queued")
+        self.origin.run(self._retrying())
 
     async def aretry(self) -> None:
-        self.status = (await self._async().retry_task(self.id)).get("status", "queued")
+        await self.origin.arun(self._retrying())

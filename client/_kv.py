@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import default_async_client, default_client
+from . import _calls as calls
+from ._flow import Flow
 from ._http import AsyncClient, Client
+from ._origin import Origin
+
+
+def _value_or(key: str, default: Any) -> Flow[Any]:
+    value = yield calls.kv_get(key)
+    return default if value is None else value
 
 
 class KVStore:
@@ -18,53 +25,44 @@ class KVStore:
 
     def __init__(self, client: Client | None = None,
                  async_client: AsyncClient | None = None) -> None:
-        self._client = client
-        self._async_client = async_client
-
-    def _sync(self) -> Client:
-        return self._client or default_client()
-
-    def _async(self) -> AsyncClient:
-        return self._async_client or default_async_client()
+        self.origin = Origin(client, async_client)
 
     def get(self, key: str, default: Any = None) -> str | Any:
         """The value, or ``default`` when the key does not exist."""
-        value = self._sync().kv_get(key)
-        return default if value is None else value
+        return self.origin.run(_value_or(key, default))
 
     def set(self, key: str, value: str) -> None:
-        self._sync().kv_set(key, value)
+        self.origin.sync().kv_set(key, value)
 
     def delete(self, key: str) -> bool:
         """True if the key existed."""
-        return self._sync().kv_delete(key)
+        return self.origin.sync().kv_delete(key)
 
     def set_if_absent(self, key: str, value: str) -> bool:
         """Write only if the key does not exist; True if this call wrote it."""
-        return self._sync().kv_set_if_absent(key, value)
+        return self.origin.sync().kv_set_if_absent(key, value)
 
     def increment(self, key: str, by: int = 1) -> int:
         """Atomically add ``by`` (absent counts as 0) → the new value.
 
         Raises ``Conflict`` (code ``not_an_integer``) if the value is not an integer.
         """
-        return self._sync().kv_increment(key, by)
+        return self.origin.sync().kv_increment(key, by)
 
     async def aget(self, key: str, default: Any = None) -> str | Any:
-        value = await self._async().kv_get(key)
-        return default if value is None else value
+        return await self.origin.arun(_value_or(key, default))
 
     async def aset(self, key: str, value: str) -> None:
-        await self._async().kv_set(key, value)
+        await self.origin.async_().kv_set(key, value)
 
     async def adelete(self, key: str) -> bool:
-        return await self._async().kv_delete(key)
+        return await self.origin.async_().kv_delete(key)
 
     async def aset_if_absent(self, key: str, value: str) -> bool:
-        return await self._async().kv_set_if_absent(key, value)
+        return await self.origin.async_().kv_set_if_absent(key, value)
 
     async def aincrement(self, key: str, by: int = 1) -> int:
-        return await self._async().kv_increment(key, by)
+        return await self.origin.async_().kv_increment(key, by)
 
 
 KV = KVStore()

@@ -8,7 +8,10 @@ from typing import Any, overload
 
 from ._exceptions import DefinitionError
 from ._http import AsyncClient, Client
-from ._task import Queue, RetryBackoff, TaskDefinition
+from ._options import Queue, RetryBackoff
+from ._registration import queue_settings
+from ._task import TaskDefinition
+from ._workflow import Workflow
 
 
 class Registry:
@@ -24,7 +27,7 @@ class Registry:
         self._own: dict[str, TaskDefinition] = {}
         self._included: list[Registry] = []
         self._parents: weakref.WeakSet[Registry] = weakref.WeakSet()
-        self._workflows: dict[str, Any] = {}  # name -> _workflow.Workflow
+        self._workflows: dict[str, Workflow] = {}
 
     def __repr__(self) -> str:
         return f"<Registry {self.name or ''} tasks={sorted(self.tasks)}>"
@@ -63,10 +66,9 @@ class Registry:
         """Declare a DAG workflow (``_workflow.py``): ``@reg.workflow(queue=...,
         timeout_seconds=..., args_schema=Model, cron=..., name=..., priority=...)`` on a
         function whose body chains tasks with ``>>``."""
-        from ._workflow import define_workflow
 
-        def decorate(f: Callable[[], Any]) -> Any:
-            wf = define_workflow(self, f, options)
+        def decorate(f: Callable[[], Any]) -> Workflow:
+            wf = Workflow(f, registry=self, **options)
             for reg in self._ancestors_and_self():
                 if wf.name in reg.workflows:
                     raise DefinitionError(f"two workflows are named {wf.name!r}")
@@ -76,9 +78,9 @@ class Registry:
         return decorate(fn) if fn is not None else decorate
 
     @property
-    def workflows(self) -> dict[str, Any]:
+    def workflows(self) -> dict[str, Workflow]:
         """Every workflow this registry sees (its own and included ones), by name."""
-        merged: dict[str, Any] = {}
+        merged: dict[str, Workflow] = {}
         for reg in reversed(self._all_registries()):
             merged.update(reg._workflows)
         return merged
@@ -179,11 +181,7 @@ class Registry:
     # -- for the worker -----------------------------------------------------------------
     def apply_queue_settings(self, client: Client) -> None:
         """Write the queue concurrency limits declared in code to the server (idempotent)."""
-        for q in self.queues().values():
-            if q.concurrency_limit is not None:
-                client.configure_queue(q.name, concurrency_limit=q.concurrency_limit)
+        client.run(queue_settings(self))
 
     async def aapply_queue_settings(self, client: AsyncClient) -> None:
-        for q in self.queues().values():
-            if q.concurrency_limit is not None:
-                await client.configure_queue(q.name, concurrency_limit=q.concurrency_limit)
+        await client.run(queue_settings(self))

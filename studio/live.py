@@ -23,7 +23,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from . import queries
+from ..app.read import overview
 
 log = logging.getLogger("branchwork.studio.live")
 
@@ -123,7 +123,7 @@ class ChangeObserver:
     async def tick(self) -> frozenset[str]:
         """One poll; returns (and publishes) the topics that changed since the last one."""
         async with self.pool.connection() as conn:
-            markers = await queries.change_markers(conn)
+            markers = await overview.change_markers(conn)
             previous = self._markers
             self._markers = markers
             if previous is None or markers == previous:
@@ -132,7 +132,7 @@ class ChangeObserver:
             if "task_events" in topics or "tasks" in topics:
                 topics.discard("task_events")
                 topics.add("tasks")
-                topics |= await queries.changed_task_topics(
+                topics |= await overview.changed_task_topics(
                     conn, previous["tasks"], previous["task_events"], DETAIL_LIMIT)
         signal = frozenset(topics)
         self.publish(signal)

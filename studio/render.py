@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -67,6 +68,13 @@ def duration(start: datetime | None, end: datetime | None = None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def segment(value: Any) -> str:
+    """One URL path segment from user text: every reserved character escaped, "/" included,
+    and "." / ".." too (URL normalisation would make them mean "here" and "up")."""
+    quoted = quote(str(value), safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
 def number(value: int | float | None) -> str:
     if value is None:
         return "—"
@@ -81,7 +89,7 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.filters.update(pretty_json=pretty_json, short_json=short_json, ts=ts, ago=ago,
-                   duration=duration, number=number)
+                   duration=duration, number=number, segment=segment)
 env.globals.update(STATUS_ORDER=STATUS_ORDER)
 
 

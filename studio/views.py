@@ -1,4 +1,5 @@
-"""What each studio page and partial shows, loaded from the database (no HTTP here).
+"""What each studio page and partial shows, composed from the read model (``app/read``: the
+same functions the API's GET routes use); no SQL and no HTTP here.
 
 Loaders that many open browsers call after the same change signal go through the
 process's :class:`~branchwork.studio.live.VersionCache`, so they cost one query per change.
@@ -12,23 +13,34 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from ..app.store import kv as kv_store
-from ..app.store import tasks as task_store
-from ..app.store import trees as tree_store
-from ..app.store import workers as worker_store
-from . import charts, dag, queries, tree
+from ..app.read import kv as kv_read
+from ..app.read import overview as overview_read
+from ..app.read import queues as queue_read
+from ..app.read import schedules as schedule_read
+from ..app.read import tasks as task_read
+from ..app.read import trees as tree_read
+from ..app.read import workers as worker_read
+from ..app.read import workflows as workflow_read
+from ..protocol import TASK_STATUSES
+from . import charts, dag, tree
 from .live import VersionCache
 
 CHILDREN_SHOWN = 50
 OVERVIEW_MIN_AGE = 2.0
+TASKS_PER_PAGE = 50
+ROOTS_PER_PAGE = 25
+RUNS_PER_PAGE = 50
+KEYS_PER_PAGE = 100
+LIST_LIMIT = 1000  # definitions, schedules: small tables, bounded all the same
+CHANNEL_SHOWN = 1000
 
 
 async def overview(pool: AsyncConnectionPool, cache: VersionCache,
                    offline_after: float) -> dict[str, Any]:
     async def load() -> dict[str, Any]:
         async with pool.connection() as conn:
-            stats, series = await queries.overview(conn)
-            online = await queries.workers_online(conn, offline_after)
+            stats, series = await overview_read.queue_activity(conn)
+            online = await worker_read.workers_online(conn, offline_after)
         empty = {"succeeded": [0] * 60, "failed": [0] * 60}
         for q in stats:
             s = series.get(q["name"], empty)
@@ -36,26 +48,26 @@ async def overview(pool: AsyncConnectionPool, cache: VersionCache,
         total = charts.combine(series)
         return {"queues": stats, "workers_online": online,
                 "chart": charts.throughput_chart(total["succeeded"], total["failed"], 720, 120),
-                "totals": {status: sum(q[status] for q in stats)
-                           for status in ("queued", "running", "succeeded", "failed",
-                                          "cancelled")}}
+                "totals": {status: sum(q[status] for q in stats) for status in TASK_STATUSES}}
     # Both aggregates scan the task table: under constant change, at most every 2 seconds.
     return await cache.get(("overview",), load, min_age=OVERVIEW_MIN_AGE, topic="overview")
 
 
+async def queue_names(pool: AsyncConnectionPool) -> list[str]:
+    return await queue_read.queue_names(pool)
+
+
 async def task_list(pool: AsyncConnectionPool, cache: VersionCache, *, status: str | None,
                     queue: str | None, name: str | None, since: datetime | None,
-                    until: datetime | None, cursor: int | None, limit: int) -> dict[str, Any]:
+                    until: datetime | None, cursor: int | None) -> dict[str, Any]:
+    filters = task_read.TaskFilter(status=status, queue=queue, name_contains=name,
+                                   since=since, until=until)
+
     async def load() -> dict[str, Any]:
-        async with pool.connection() as conn:
-            rows = await queries.list_tasks(conn, status=status, queue=queue, name=name,
-                                            since=since, until=until, before_id=cursor,
-                                            limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"tasks": rows, "next_cursor": rows[-1]["id"] if more and rows else None}
-    key = ("tasks", status, queue, name, since, until, cursor, limit)
-    return await cache.get(key, load)
+        page = await task_read.list_tasks(pool, filters, cursor=cursor, limit=TASKS_PER_PAGE,
+                                          brief=True)
+        return {"tasks": page.items, "next_cursor": page.next_cursor}
+    return await cache.get(("tasks", filters, cursor), load)
 
 
 async def task_detail(pool: AsyncConnectionPool, cache: VersionCache,
@@ -65,22 +77,21 @@ async def task_detail(pool: AsyncConnectionPool, cache: VersionCache,
 
 async def _task_detail(pool: AsyncConnectionPool, task_id: int) -> dict[str, Any] | None:
     async with pool.connection() as conn:
-        brief = await queries.task_brief(conn, task_id)
-        if brief is None:
+        task = await task_read.find_task(conn, task_id)
+        if task is None:
             return None
-        task = await task_store.get(conn, task_id)
-        history = await task_store.history(conn, task_id)
-        logs = await task_store.logs(conn, task_id)
-        parent = (await queries.task_brief(conn, task["parent_id"])
+        parent = (await task_read.task_brief(conn, task["parent_id"])
                   if task["parent_id"] is not None else None)
-        kids = await queries.children(conn, task_id, CHILDREN_SHOWN)
+        kids = await task_read.children(conn, task_id, CHILDREN_SHOWN)
         kid_total = (len(kids) if len(kids) < CHILDREN_SHOWN
-                     else await queries.child_count(conn, task_id))
-    return {"task": task, "attempts": attempts_of(history), "history": history, "logs": logs,
-            "parent": parent, "children": kids, "children_total": kid_total}
+                     else await task_read.child_count(conn, task_id))
+    history = task["history"]
+    return {"task": task, "attempts": attempts_of(history), "history": history,
+            "logs": task["logs"], "parent": parent, "children": kids,
+            "children_total": kid_total}
 
 
-def attempts_of(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def attempts_of(history: list[Any]) -> list[dict[str, Any]]:
     """Group the event history into attempts for the timeline: who ran it, when, outcome."""
     attempts: dict[int, dict[str, Any]] = {}
     for e in history:
@@ -103,25 +114,17 @@ def attempts_of(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def tree_view(pool: AsyncConnectionPool, cache: VersionCache, task_id: int,
                     open_text: str | None) -> tree.TreeView | None:
-    async def load() -> tree.TreeView | None:
-        async with pool.connection() as conn:
-            return await tree.load(conn, task_id, open_text)
-    return await cache.get(("tree", task_id, open_text), load)
+    return await cache.get(("tree", task_id, open_text),
+                           lambda: tree.load(pool, task_id, open_text))
 
 
 async def tree_index(pool: AsyncConnectionPool, cache: VersionCache,
                      cursor: int | None) -> dict[str, Any]:
+    """Roots that sent tasks, newest first (the API's ``GET /v1/trees?with_children``)."""
     async def load() -> dict[str, Any]:
-        async with pool.connection() as conn:
-            roots = await queries.tree_roots(conn, cursor, 26)
-            more = len(roots) > 25
-            roots = roots[:25]
-            rollups = await tree_store.rollups(conn, [r["id"] for r in roots])
-        for r in roots:
-            r["rollup"] = rollups[r["id"]]
-            r["total"] = sum(r["rollup"].values())
-        return {"roots": roots, "next_cursor": roots[-1]["id"] if more and roots else None,
-                "cursor": cursor}
+        page = await tree_read.list_roots(pool, with_children=True, cursor=cursor,
+                                          limit=ROOTS_PER_PAGE)
+        return {"roots": page.items, "next_cursor": page.next_cursor, "cursor": cursor}
     return await cache.get(("trees", cursor), load)
 
 
@@ -129,18 +132,15 @@ async def workers(pool: AsyncConnectionPool, cache: VersionCache,
                   offline_after: float) -> dict[str, Any]:
     async def load() -> dict[str, Any]:
         async with pool.connection() as conn:
-            rows = await worker_store.list_workers(conn, offline_after)
-            running = await queries.running_by_worker(conn, [w["id"] for w in rows])
-        for w in rows:
-            w["running_tasks"] = running.get(w["id"], [])
-        return {"workers": rows}
+            rows = await worker_read.list_workers(conn, offline_after)
+            running = await overview_read.running_by_worker(conn, [w["id"] for w in rows])
+        return {"workers": [{**w, "running_tasks": running.get(w["id"], [])} for w in rows]}
     return await cache.get(("workers",), load)
 
 
 async def definitions(pool: AsyncConnectionPool, cache: VersionCache) -> dict[str, Any]:
     async def load() -> dict[str, Any]:
-        async with pool.connection() as conn:
-            return {"definitions": await worker_store.list_definitions(conn)}
+        return {"definitions": await worker_read.list_definitions(pool)}
     return await cache.get(("definitions",), load)
 
 
@@ -151,24 +151,23 @@ KV_REFRESH_SECONDS = 3
 
 
 async def kv_page(pool: AsyncConnectionPool, cache: VersionCache | None, prefix: str,
-                  after: str | None, limit: int) -> dict[str, Any]:
+                  after: str | None) -> dict[str, Any]:
     """``cache`` None (a page load): read now, so a key just set shows at once."""
     async def load() -> dict[str, Any]:
-        async with pool.connection() as conn:
-            rows = await kv_store.list_keys(conn, prefix, after, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"items": rows, "next_after": rows[-1]["key"] if more and rows else None}
+        page = await kv_read.list_keys(pool, prefix, after=after, limit=KEYS_PER_PAGE)
+        return {"items": page.items, "next_after": page.next_cursor}
     if cache is None:
         return await load()
     slot = int(time.monotonic() // KV_REFRESH_SECONDS)
-    return await cache.get(("kv", prefix, after, limit, slot), load)
+    return await cache.get(("kv", prefix, after, slot), load)
 
 
-async def schedules(pool: AsyncConnectionPool, cache: VersionCache) -> dict[str, Any]:
+async def schedules(pool: AsyncConnectionPool, cache: VersionCache | None) -> dict[str, Any]:
+    """``cache`` None (after an action): read now."""
     async def load() -> dict[str, Any]:
-        async with pool.connection() as conn:
-            return {"schedules": await queries.schedules(conn)}
+        return {"schedules": await schedule_read.list_schedules(pool, LIST_LIMIT)}
+    if cache is None:
+        return await load()
     return await cache.get(("schedules",), load)
 
 
@@ -176,23 +175,20 @@ async def workflows(pool: AsyncConnectionPool, cache: VersionCache,
                     name: str | None, cursor: int | None) -> dict[str, Any]:
     async def load() -> dict[str, Any]:
         async with pool.connection() as conn:
-            defs = await queries.workflow_definitions(conn)
-            runs = await queries.workflow_runs(conn, name=name, before_id=cursor, limit=51)
-        more = len(runs) > 50
-        runs = runs[:50]
-        return {"definitions": defs, "runs": runs,
-                "next_cursor": runs[-1]["id"] if more and runs else None}
+            defs = await workflow_read.list_definitions(conn, LIST_LIMIT)
+            runs = await workflow_read.list_runs(conn, workflow=name, cursor=cursor,
+                                                 limit=RUNS_PER_PAGE)
+        return {"definitions": defs, "runs": runs.items, "next_cursor": runs.next_cursor}
     return await cache.get(("workflows", name, cursor), load)
 
 
 async def workflow_run(pool: AsyncConnectionPool, cache: VersionCache,
                        run_id: int) -> dict[str, Any] | None:
     async def load() -> dict[str, Any] | None:
-        async with pool.connection() as conn:
-            run = await queries.workflow_run(conn, run_id)
-            if run is None:
-                return None
-            nodes = await queries.workflow_nodes(conn, run_id)
-            channel = await queries.workflow_channel(conn, run_id)
+        run = await workflow_read.find_run(pool, run_id, CHANNEL_SHOWN)
+        if run is None:
+            return None
+        nodes = run.pop("nodes")
+        channel = run.pop("channel")
         return {"run": run, "nodes": nodes, "channel": channel, "dag": dag.layout(nodes)}
     return await cache.get(("run", run_id), load)

@@ -102,7 +102,7 @@ def process_server(database_url: str, port: int | None = None,
     """``branchwork server`` as a subprocess, for tests that kill or restart it."""
     port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "branchwork.app.cli", "server", "--log-level", "warning"],
+        [sys.executable, "-m", "branchwork.cli", "server", "--log-level", "warning"],
         env=server_env(database_url, port, **overrides),
     )
     url = f"http://127.0.0.1:{port}"

@@ -84,7 +84,7 @@ def test_the_worker_command_of_the_compose_file_runs(make_server) -> None:
     env = dict(os.environ, BRANCHWORK_URL=server.url, PYTHONPATH=str(ROOT))
     with httpx.Client(base_url=server.url, timeout=30) as c:
         tid = c.post("/v1/tasks", json={"name": "hello", "args": {"name": "compose"}}).json()["id"]
-        worker = subprocess.Popen([sys.executable, "-m", "branchwork.app.cli", *command[1:]],
+        worker = subprocess.Popen([sys.executable, "-m", "branchwork.cli", *command[1:]],
                                   env=env, cwd="/")
         try:
             deadline = time.monotonic() + 30

@@ -28,7 +28,7 @@ def _start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env["BRANCHWORK_DATA_DIR"] = str(data_dir)
     env["BRANCHWORK_PORT"] = str(port)
     return subprocess.Popen(
-        [sys.executable, "-m", "branchwork.app.cli", "server", "--log-level", "warning"],
+        [sys.executable, "-m", "branchwork.cli", "server", "--log-level", "warning"],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

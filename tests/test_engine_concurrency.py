@@ -182,7 +182,7 @@ def test_waiting_claims_hold_no_connection(make_server) -> None:
         for _ in range(5):
             assert c.get("/v1/queues").status_code == 200
         assert time.monotonic() - start < 2.0
-        assert len(server.app.state.notifier._subs) == 20
+        assert len(server.app.state.server.notifier._subs) == 20
         send_batch(c, [{"name": "t", "queue": "idle"} for _ in range(20)])
     for t in threads:
         t.join(15)
@@ -202,7 +202,7 @@ def test_delayed_task_wakes_a_waiting_claim_on_time(make_server) -> None:
 
 def test_claim_ends_when_client_goes_away(make_server) -> None:
     server: ThreadServer = make_server(poll_interval_seconds=30, max_wait_seconds=30)
-    notifier = server.app.state.notifier
+    notifier = server.app.state.server.notifier
     with httpx.Client(base_url=server.url, timeout=0.5) as c, \
             contextlib.suppress(httpx.ReadTimeout):
         c.post("/v1/claim", json={"worker_id": "gone", "wait_seconds": 20})

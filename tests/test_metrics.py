@@ -72,15 +72,11 @@ def test_label_values_are_escaped_and_series_capped() -> None:
     assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
     metrics = Metrics()
 
-    class Item:
-        def __init__(self, name: str) -> None:
-            self.queue, self.name = "q", name
-
     class Out:
         duplicate = False
 
     names = [f"n{i}" for i in range(MAX_SERIES + 50)]
-    metrics.sent([Item(n) for n in names], [Out()] * len(names))
+    metrics.sent([{"queue": "q", "name": n} for n in names], [Out()] * len(names))
     text = metrics.render({"depth": [], "workers_online": 0})
     samples = parse(text)
     sent = {k: v for k, v in samples.items() if k.startswith("branchwork_tasks_sent_total")}

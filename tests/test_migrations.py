@@ -66,7 +66,7 @@ def test_upgrade_is_idempotent(empty_db: str) -> None:
 
 def test_concurrent_db_upgrade_commands(empty_db: str) -> None:
     env = server_env(empty_db, 0)
-    procs = [subprocess.Popen([sys.executable, "-m", "branchwork.app.cli", "db", "upgrade"],
+    procs = [subprocess.Popen([sys.executable, "-m", "branchwork.cli", "db", "upgrade"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(4)]
     outs = [p.communicate(timeout=90) for p in procs]
@@ -79,7 +79,7 @@ def test_replicas_starting_at_once_migrate_safely(empty_db: str) -> None:
     """Three servers start together on an empty database; all come up on the same schema."""
     ports = [free_port() for _ in range(3)]
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "branchwork.app.cli", "server", "--log-level", "warning"],
+        [sys.executable, "-m", "branchwork.cli", "server", "--log-level", "warning"],
         env=server_env(empty_db, port)) for port in ports]
     try:
         for port, proc in zip(ports, procs, strict=True):

@@ -79,7 +79,7 @@ def test_a_new_task_definition_is_signalled(server, api: httpx.Client) -> None:
 
 def test_many_open_pages_do_not_multiply_database_load(server, api: httpx.Client) -> None:
     """30 pages open on the stream and refetching the same partial share one query."""
-    pool = server.app.state.pool
+    pool = server.app.state.server.pool
     api.post("/v1/tasks", json={"name": "warm"})
     clients = [httpx.Client(base_url=server.url, timeout=10) for _ in range(30)]
     streams = [c.stream("GET", "/studio/events") for c in clients]
@@ -100,7 +100,7 @@ def test_many_open_pages_do_not_multiply_database_load(server, api: httpx.Client
         used = pool.get_stats()["requests_num"] - before
         # One overview query, plus the observer's own polls (2 a second) while we waited.
         assert used <= 3 + 2 * (elapsed + 1), (used, elapsed)
-        assert server.app.state.studio.observer.subscribers == 30
+        assert server.app.state.server.studio.observer.subscribers == 30
     finally:
         for s in streams:
             s.__exit__(None, None, None)

@@ -218,7 +218,7 @@ def test_worker_sends_the_api_token(make_server, tmp_path):
 
 def test_worker_refused_by_the_server_exits_2_instead_of_retrying(make_server, tmp_path):
     server = make_server(api_token="s3cret")
-    cmd = [sys.executable, "-m", "branchwork.app.cli", "run-worker", "workers_app:reg",
+    cmd = [sys.executable, "-m", "branchwork.cli", "run-worker", "workers_app:reg",
            "-q", "math"]
     env = worker_env(server.url, BW_TEST_DIR=str(tmp_path), BRANCHWORK_API_TOKEN="wrong")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
@@ -242,7 +242,7 @@ def test_worker_started_in_code_from_an_unguarded_script(server, api, tmp_path):
     ("workers_app:lines", "not a branchwork Registry"),
 ])
 def test_bad_registry_spec_exits_2_with_a_message(server, spec, message):
-    cmd = [sys.executable, "-m", "branchwork.app.cli", "run-worker", spec]
+    cmd = [sys.executable, "-m", "branchwork.cli", "run-worker", spec]
     done = subprocess.run(cmd, env=worker_env(server.url), capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2
@@ -251,7 +251,7 @@ def test_bad_registry_spec_exits_2_with_a_message(server, spec, message):
 
 def test_queue_pattern_the_server_refuses_exits_2_before_starting():
     """``[...]`` is no glob the server knows: refused at start, not retried forever."""
-    cmd = [sys.executable, "-m", "branchwork.app.cli", "run-worker", "workers_app:reg",
+    cmd = [sys.executable, "-m", "branchwork.cli", "run-worker", "workers_app:reg",
            "-q", "math", "-q", "reports.[ab]"]
     done = subprocess.run(cmd, env=worker_env("http://127.0.0.1:9"), capture_output=True,
                           text=True, timeout=30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from branchwork.app.store import workflow_engine as engine
+from branchwork.app.store import workflow_nodes as engine
 from orchestration_helpers import (
     claim,
     claim_one,
@@ -195,11 +195,11 @@ def test_advancing_reads_the_run_not_the_task_table(api: httpx.Client, db_url: s
             "lock runs": ("SELECT r.id FROM workflow_runs r WHERE r.id IN (SELECT "
                           "t.workflow_run_id FROM tasks t WHERE t.id = ANY(%s)) "
                           "ORDER BY r.id FOR UPDATE OF r", ([a["id"]],)),
-            # workflow_engine.on_tasks_finished: the finished node and its task
+            # engine.advance (RunAdvance.tasks_finished): the finished node and its task
             "node": ("SELECT n.*, t.attempts, t.error AS task_error FROM workflow_nodes n "
                      "JOIN tasks t ON t.id = n.task_id WHERE n.task_id = %s AND n.run_id = %s "
                      "AND n.status = 'queued'", (a["id"], run_id)),
-            # workflow_engine._stop_run_tasks (fail, cancel, terminate, timeout)
+            # engine.advance (RunAdvance.finish_run): fail, cancel, terminate, timeout
             "run tasks": ("SELECT id FROM tasks WHERE workflow_run_id = %s "
                           "AND status IN ('queued', 'running')", (run_id,)),
             "reconcile": (engine.RECONCILE_SQL, (500,)),

@@ -105,7 +105,7 @@ def test_schedules_of_a_registry() -> None:
     def nightly():
         return t["load"]
 
-    from branchwork._workflow import schedules
+    from branchwork.worker_api import schedules
 
     items = {s["name"]: s for s in schedules(reg)}
     assert items["task:cleanup"] == {

@@ -82,7 +82,7 @@ def running(cmd: Sequence[str], env: dict[str, str]) -> Iterator[subprocess.Pope
 
 def python_worker(url: str, spec: str = "workers_app:reg", *args: str,
                   **env: str) -> Any:
-    cmd = [sys.executable, "-m", "branchwork.app.cli", "run-worker", spec, *args]
+    cmd = [sys.executable, "-m", "branchwork.cli", "run-worker", spec, *args]
     return running(cmd, worker_env(url, **env))
 
 

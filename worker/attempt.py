@@ -13,7 +13,7 @@ import inspect
 import traceback
 from typing import Any
 
-from branchwork._context import TaskContext, reset_context, set_context
+from branchwork.worker_api import RunnableTask, TaskContext, reset_context, set_context
 
 from .capture import OutputBuffer, current_output
 
@@ -34,7 +34,7 @@ def error_info(exc: BaseException, with_traceback: bool = True) -> dict[str, Any
             "traceback": tb[-MAX_TRACEBACK:] if tb else None}
 
 
-def failed(definition: Any, ctx: TaskContext, exc: BaseException) -> dict[str, Any]:
+def failed(definition: RunnableTask, ctx: TaskContext, exc: BaseException) -> dict[str, Any]:
     """The outcome of a failed attempt, with the retry delay of the definition's backoff.
     The caller has called on_error already (sync or async, depending on where it runs)."""
     out: dict[str, Any] = {"outcome": "failed", "error": error_info(exc)}
@@ -50,11 +50,11 @@ def cancelled(ctx: TaskContext) -> dict[str, Any]:
                       "on request", "traceback": None}}
 
 
-def _succeeded(definition: Any, value: Any) -> dict[str, Any]:
+def _succeeded(definition: RunnableTask, value: Any) -> dict[str, Any]:
     return {"outcome": "succeeded", "result": definition.dump_result(value)}
 
 
-def run_sync(definition: Any, ctx: TaskContext, raw_args: Any,
+def run_sync(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
              buffer: OutputBuffer) -> dict[str, Any]:
     """Run a sync task here, in this thread; never raises for the task's own errors."""
     ctx_token = set_context(ctx)
@@ -78,8 +78,8 @@ def run_sync(definition: Any, ctx: TaskContext, raw_args: Any,
     return outcome
 
 
-async def run_async(definition: Any, ctx: TaskContext, raw_args: Any, buffer: OutputBuffer,
-                    deadline: float | None) -> dict[str, Any]:
+async def run_async(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
+                    buffer: OutputBuffer, deadline: float | None) -> dict[str, Any]:
     """Run an async task on this loop. Cancelling the asyncio task that awaits this is how
     cancellation and shutdown reach the task; the caller decides what the cancellation means."""
     set_context(ctx)  # this coroutine runs in its own asyncio task, so its own context copy

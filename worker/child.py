@@ -48,7 +48,7 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
     if os.getppid() != parent_pid:
         os._exit(0)
 
-    from branchwork._context import TaskContext
+    from branchwork.worker_api import TaskContext
 
     from . import capture
     from .attempt import run_sync

@@ -7,8 +7,10 @@ import logging
 import os
 import sys
 
+from branchwork.protocol import MAX_CLAIM_LIMIT, check_queue_selector
+
 from .loading import SpecError, load_registry
-from .runtime import WorkerOptions, check_queue, run
+from .runtime import WorkerOptions, run
 
 log = logging.getLogger("branchwork.worker")
 
@@ -29,7 +31,7 @@ def _seconds(text: str) -> float:
 
 def _queue(text: str) -> str:
     try:
-        return check_queue(text)
+        return check_queue_selector(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -70,7 +72,7 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
     return WorkerOptions(
         spec=args.registry, url=url.rstrip("/"), queues=args.queues,
         concurrency=args.concurrency, processes=args.processes,
-        batch_size=min(args.batch_size, 1000), isolation=args.isolation,
+        batch_size=min(args.batch_size, MAX_CLAIM_LIMIT), isolation=args.isolation,
         grace_seconds=args.grace_period, cancel_grace_seconds=args.cancel_grace,
         wait_seconds=args.wait_seconds, log_limit=args.log_limit)
 

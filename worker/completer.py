@@ -15,7 +15,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from branchwork._exceptions import ApiError, BranchworkError, ServerError
+from branchwork.protocol import RECORDED_VERDICTS
+from branchwork.worker_api import ApiError, BranchworkError, ServerError
 
 log = logging.getLogger("branchwork.worker")
 
@@ -64,7 +65,7 @@ class Completer:
             for verdict in verdicts:
                 outcome = verdict.get("outcome", "?")
                 self.counts[outcome] = self.counts.get(outcome, 0) + 1
-                if outcome not in ("applied", "already_recorded"):
+                if outcome not in RECORDED_VERDICTS:
                     log.warning("task %s: outcome not recorded (%s)", verdict.get("id"), outcome)
         finally:
             self._slots.release()

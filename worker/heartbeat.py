@@ -10,6 +10,8 @@ line by line on its stdin, which leases it holds:
 
 It heartbeats all of them every ``lease_seconds / 3`` and writes what it learns to stdout, one
 JSON object per line: ``{"lease_seconds": 30.0}``, ``{"cancel": [ids]}``, ``{"lost": [ids]}``.
+It speaks ``/v1/heartbeat`` through the client's ``Client.heartbeat`` (the same call and error
+mapping as every other request), without the client's retries: its own loop retries.
 
 When the worker dies, even by ``kill -9``, its end of the stdin pipe closes; this process then
 exits at once, so the leases lapse and the server hands the tasks to another worker.
@@ -26,11 +28,12 @@ import threading
 import time
 from typing import Any
 
-import httpx
+from branchwork import ApiError, BranchworkError, Client
+from branchwork.protocol import MAX_LEASES_PER_CALL
 
 MIN_INTERVAL = 0.2
 MAX_INTERVAL = 10.0
-CHUNK = 10_000
+DEFAULT_LEASE = 30.0
 
 
 class Leases:
@@ -76,38 +79,40 @@ def _emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _beat(client: Client, worker_id: str, leases: Leases, interval: float) -> float:
+    """Heartbeat every held lease (in chunks the server takes) → the next interval."""
+    held = leases.snapshot()
+    # The server takes a bounded number of leases per heartbeat; an empty one says "alive".
+    for start in range(0, max(len(held), 1), MAX_LEASES_PER_CALL):
+        try:
+            body = client.heartbeat(worker_id, held[start:start + MAX_LEASES_PER_CALL])
+        except ApiError as exc:
+            print(f"branchwork heartbeat: {exc}", file=sys.stderr, flush=True)
+            continue
+        except (BranchworkError, ValueError) as exc:
+            print(f"branchwork heartbeat: {exc!r}", file=sys.stderr, flush=True)
+            interval = min(interval, 1.0)  # try again soon while the lease holds
+            continue
+        lease = float(body.get("lease_seconds") or DEFAULT_LEASE)
+        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, lease / 3))
+        _emit({"lease_seconds": lease})
+        if body.get("lost"):
+            leases.drop(body["lost"])
+            _emit({"lost": body["lost"]})
+        if body.get("cancel"):
+            _emit({"cancel": body["cancel"]})
+    return interval
+
+
 def run(url: str, worker_id: str, token: str | None) -> None:
     leases = Leases()
     threading.Thread(target=_read_commands, args=(leases,), daemon=True).start()
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
     interval = 1.0
-    with httpx.Client(base_url=url, headers=headers, timeout=10.0) as http:
+    # No retries inside a call: this loop is the retry, on a schedule the lease allows.
+    with Client(url, token, timeout=10.0, retries=0) as client:
         while not leases.stop:
             started = time.monotonic()
-            held = leases.snapshot()
-            # The server takes up to 10,000 leases per heartbeat; an empty one still says "alive".
-            for start in range(0, max(len(held), 1), CHUNK):
-                try:
-                    answer = http.post("/v1/heartbeat", json={
-                        "worker_id": worker_id, "tasks": held[start:start + CHUNK]})
-                    if answer.status_code == 200:
-                        body = answer.json()
-                        lease = float(body.get("lease_seconds") or 30.0)
-                        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, lease / 3))
-                        _emit({"lease_seconds": lease})
-                        if body.get("lost"):
-                            leases.drop(body["lost"])
-                            _emit({"lost": body["lost"]})
-                        if body.get("cancel"):
-                            _emit({"cancel": body["cancel"]})
-                    else:
-                        print(f"branchwork heartbeat: HTTP {answer.status_code}: "
-                              f"{answer.text[:300]}", file=sys.stderr, flush=True)
-                except (httpx.HTTPError, ValueError) as exc:
-                    print(f"branchwork heartbeat: {exc!r}", file=sys.stderr, flush=True)
-                    interval = min(interval, 1.0)  # try again soon while the lease holds
+            interval = _beat(client, worker_id, leases, interval)
             leases.wake.wait(max(0.0, interval - (time.monotonic() - started)))
 
 

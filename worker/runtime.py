@@ -7,7 +7,8 @@ Parts, one job each (see docs/worker.md for the picture):
   (``procpool``) or, with ``isolation="thread"``, in a thread pool;
 - lease keeper (``leases`` + ``heartbeat``): a separate process heartbeats every held lease
   and tells us about cancellations and lost leases;
-- completer (``completer``): batches outcomes into ``/v1/tasks/report``.
+- completer (``completer``): batches outcomes into ``/v1/tasks/report``;
+- registration at start (``registering``), with the options of ``options``.
 """
 
 from __future__ import annotations
@@ -17,26 +18,31 @@ import contextlib
 import contextvars
 import logging
 import os
-import re
-import secrets
 import signal
-import socket
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from branchwork import AsyncClient, TaskContext, task_context
-from branchwork._exceptions import ApiError, BranchworkError
-from branchwork._workflow import aregister_with_server
+from branchwork.worker_api import (
+    AsyncClient,
+    BranchworkError,
+    RunnableTask,
+    TaskContext,
+    task_context,
+)
 
 from . import capture
 from .attempt import cancelled, error_info, failed, is_async, run_async, run_sync, timeout_error
 from .completer import Completer
 from .leases import LeaseKeeper
+from .options import WorkerOptions, make_worker_id
 from .procpool import Child, ChildDied, ProcessPool
+from .registering import register
+
+__all__ = ["Worker", "WorkerOptions", "run"]
 
 log = logging.getLogger("branchwork.worker")
 
@@ -45,52 +51,12 @@ log = logging.getLogger("branchwork.worker")
 WAITING_HEADROOM = 256
 
 
-# What the server's claim accepts as a queue: a name, or a glob with ``*`` and ``?`` only
-# (they map onto SQL LIKE; ``[...]`` classes do not), at most 100 characters.
-QUEUE_PATTERN = re.compile(r"[\w*?][\w.:\-/*?]*")
-
-
-def check_queue(text: str) -> str:
-    """A queue name or glob the server accepts; ``ValueError`` otherwise. Checked before
-    start, because a pattern the server refuses would make every register and claim fail."""
-    if not isinstance(text, str) or len(text) > 100 or not QUEUE_PATTERN.fullmatch(text):
-        raise ValueError(f"invalid queue {text!r}: letters, digits and . : - / _, with * and ? "
-                         "as wildcards, at most 100 characters")
-    return text
-
-
-def make_worker_id() -> str:
-    """hostname-pid-random: readable in the studio, unique across restarts and hosts."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class WorkerOptions:
-    spec: str
-    url: str
-    queues: list[str] | None = None
-    concurrency: int = 10
-    processes: int | None = None  # sync tasks at once in process isolation; default concurrency
-    batch_size: int = 100
-    isolation: Literal["process", "thread"] = "process"
-    grace_seconds: float = 30.0
-    cancel_grace_seconds: float = 5.0
-    wait_seconds: float = 10.0
-    log_limit: int = capture.DEFAULT_LIMIT
-    report_batch: int = 500
-    report_interval: float = 0.005
-
-    def __post_init__(self) -> None:
-        for queue in self.queues or ():
-            check_queue(queue)
-
-
 @dataclass(eq=False)
 class Running:
     """One attempt held by this worker, from claim to report (or release)."""
 
     task: dict[str, Any]
-    definition: Any
+    definition: RunnableTask | None
     ctx: TaskContext
     deadline: float | None
     buffer: capture.OutputBuffer
@@ -110,7 +76,7 @@ class Worker:
         self.registry = registry
         self.options = options
         self.worker_id = make_worker_id()
-        self.definitions: dict[str, Any] = dict(registry.tasks)
+        self.definitions: dict[str, RunnableTask] = dict(registry.tasks)
         workflow_queues: set[str] = set()
         for wf in getattr(registry, "workflows", {}).values():
             workflow_queues |= wf.queues()
@@ -165,36 +131,13 @@ class Worker:
         return 0
 
     async def _register(self) -> bool:
-        info = {"hostname": socket.gethostname(), "pid": os.getpid(), "language": "python",
-                "python": sys.version.split()[0], "registry": self.options.spec,
-                "concurrency": self.options.concurrency, "isolation": self.options.isolation,
-                "batch_size": self.options.batch_size}
-        registrations = [d.registration() for d in self.definitions.values()]
-        delay = 0.5
-        while not self.stop_requested.is_set():
-            try:
-                await self.client.register_worker(self.worker_id, queues=self.queues, info=info,
-                                                  tasks=registrations)
-                await self.registry.aapply_queue_settings(self.client)
-                await aregister_with_server(self.registry, self.client)  # workflows, cron
-                break
-            except BranchworkError as exc:
-                if isinstance(exc, ApiError) and exc.status < 500 and exc.status not in (408, 429):
-                    # A refusal (wrong token, a definition the server rejects) will not go
-                    # away by asking again: say so and stop, rather than retry forever.
-                    log.error("the server at %s refused this worker: %s", self.options.url, exc)
-                    self.exit_code = 2
-                    return False
-                log.warning("cannot register with %s (%s); retrying in %.0f s",
-                            self.options.url, exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self.stop_requested.wait()
-                delay = min(delay * 2, 10.0)
-        else:
+        code = await register(self.client, self.registry, self.worker_id, self.queues,
+                              self.options, self.stop_requested)
+        if code is not None:
+            self.exit_code = code
             return False
         log.info("worker %s registered %d task(s) [%s] on queues %s (concurrency %d, %s "
-                 "isolation)", self.worker_id, len(registrations),
+                 "isolation)", self.worker_id, len(self.definitions),
                  ", ".join(sorted(self.definitions)), self.queues, self.options.concurrency,
                  self.options.isolation)
         return True

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from ..metrics import read_gauges
-from .deps import Pool, SettingsDep
+from ..read.queues import gauges
+from .deps import Server
 
 router = APIRouter(tags=["metrics"])
 
@@ -15,7 +15,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @router.get("/metrics", summary="Prometheus metrics of this server process",
             response_class=Response)
-async def metrics(request: Request, pool: Pool, settings: SettingsDep) -> Response:
-    async with pool.connection() as conn:
-        gauges = await read_gauges(conn, settings.worker_offline_seconds)
-    return Response(request.app.state.metrics.render(gauges), media_type=CONTENT_TYPE)
+async def metrics(server: Server) -> Response:
+    values = await gauges(server.pool, server.settings.worker_offline_seconds)
+    return Response(server.metrics.render(values), media_type=CONTENT_TYPE)

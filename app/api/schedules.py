@@ -7,20 +7,23 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import Field, StrictBool, field_validator
 
-from ..jsonutil import StrictJsonRoute, check_size
-from ..store import leader as leader_store
-from ..store import schedules as store
-from .deps import Pool, SettingsDep
+from ...protocol import LABEL_PATTERN, SCHEDULE_NAME_MAX
+from ..engine import schedules as engine
+from ..jsonutil import StrictJsonRoute
+from ..read import schedules as read
+from ..services.leader import LeaderElector
+from .deps import Server
 from .schemas import Seconds, Strict, TaskName
 from .workflows import TaskOptions
 
 router = APIRouter(prefix="/v1", tags=["schedules"], route_class=StrictJsonRoute)
 
 # Names may hold "/" (task names do): the routes take the rest of the path.
-ScheduleName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+ScheduleName = Annotated[str, Path(min_length=1, max_length=SCHEDULE_NAME_MAX,
+                                   pattern=LABEL_PATTERN)]
 
 
 def check_cron(expr: str) -> str:
@@ -64,15 +67,14 @@ class ScheduleIn(Strict):
 
 
 class NamedScheduleIn(ScheduleIn):
-    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=SCHEDULE_NAME_MAX, pattern=LABEL_PATTERN)]
 
 
 class ScheduleBatchIn(Strict):
     schedules: Annotated[list[NamedScheduleIn], Field(max_length=10_000)]
 
 
-def _spec(name: str, body: ScheduleIn, source: str, settings: Any) -> dict[str, Any]:
-    check_size(body.args, settings.max_payload_bytes, f"args of schedule {name}")
+def _spec(name: str, body: ScheduleIn, source: str) -> dict[str, Any]:
     return {"name": name, "kind": body.kind, "target": body.target, "cron": body.cron,
             "timezone": body.timezone, "args": body.args,
             "options": body.options.model_dump(exclude_none=True), "misfire": body.misfire,
@@ -80,57 +82,47 @@ def _spec(name: str, body: ScheduleIn, source: str, settings: Any) -> dict[str, 
 
 
 @router.put("/schedules/{name:path}", summary="Create or update a schedule")
-async def put_schedule(name: ScheduleName, body: ScheduleIn, pool: Pool,
-                       settings: SettingsDep) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        return await store.upsert(conn, _spec(name, body, "api", settings))
+async def put_schedule(name: ScheduleName, body: ScheduleIn, server: Server) -> Any:
+    return await engine.upsert(server, _spec(name, body, "api"))
 
 
 @router.post("/schedules/register", summary="A worker's schedules, upserted at its start")
-async def register_schedules(body: ScheduleBatchIn, pool: Pool,
-                             settings: SettingsDep) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        rows = [await store.upsert(conn, _spec(s.name, s, "worker", settings),
-                                   keep_policy=True) for s in body.schedules]
+async def register_schedules(body: ScheduleBatchIn, server: Server) -> dict[str, Any]:
+    rows = await engine.upsert_many(server, [_spec(s.name, s, "worker") for s in body.schedules],
+                                    keep_policy=True)
     return {"schedules": rows}
 
 
 @router.get("/schedules", summary="Every schedule with its next fire time")
-async def list_schedules(pool: Pool) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        return {"schedules": await store.list_all(conn)}
+async def list_schedules(server: Server) -> dict[str, Any]:
+    return {"schedules": await read.list_schedules(server.pool)}
 
 
 @router.get("/schedules/{name:path}", summary="One schedule")
-async def get_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        return await store.get(conn, name)
+async def get_schedule(name: ScheduleName, server: Server) -> Any:
+    return await read.get_schedule(server.pool, name)
 
 
 @router.delete("/schedules/{name:path}", summary="Remove a schedule")
-async def delete_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        await store.delete(conn, name)
+async def delete_schedule(name: ScheduleName, server: Server) -> dict[str, Any]:
+    await engine.delete(server, name)
     return {"name": name, "deleted": True}
 
 
 @router.post("/schedules/{name:path}/pause", summary="Stop firing until resumed")
-async def pause_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        return await store.set_paused(conn, name, True)
+async def pause_schedule(name: ScheduleName, server: Server) -> Any:
+    return await engine.set_paused(server, name, True)
 
 
 @router.post("/schedules/{name:path}/resume",
              summary="Fire again, from the next fire time after now")
-async def resume_schedule(name: ScheduleName, pool: Pool) -> dict[str, Any]:
-    async with pool.connection() as conn:
-        return await store.set_paused(conn, name, False)
+async def resume_schedule(name: ScheduleName, server: Server) -> Any:
+    return await engine.set_paused(server, name, False)
 
 
 @router.get("/leader", summary="Leader leases, and whether this replica holds the scheduler's")
-async def leader(request: Request, pool: Pool) -> dict[str, Any]:
-    elector = getattr(request.app.state, "leader", None)
-    async with pool.connection() as conn:
-        leases = await leader_store.leases(conn)
+async def leader(server: Server) -> dict[str, Any]:
+    elector = next((s for s in server.services if isinstance(s, LeaderElector)), None)
     return {"replica": elector.me if elector else None,
-            "is_leader": bool(elector and elector.is_leader), "leases": leases}
+            "is_leader": bool(elector and elector.is_leader),
+            "leases": await read.leases(server.pool)}

@@ -1,4 +1,8 @@
-"""Request and response bodies of the v1 API: the contract clients and workers code against."""
+"""Request and response bodies of the v1 API: the contract clients and workers code against.
+
+Field rules (name patterns, limits, statuses) come from ``branchwork.protocol``, the module
+the client and the worker check with too.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +22,27 @@ from pydantic import (
     model_validator,
 )
 
-TaskName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][\w.:\-/]*$")]
-QueueName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w][\w.:\-/]*$")]
-# Globs: ``*`` and ``?`` only (they map onto SQL LIKE; character classes do not).
-QueuePattern = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w*?][\w.:\-/*?]*$")]
-WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
-Key = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]+$")]
-TaskId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # paths and queries (text, converted)
-# In JSON bodies numbers must be numbers: "5" or true is a wrong type, not a 5 or a 1.
-BodyTaskId = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
-Priority = Annotated[StrictInt, Field(ge=1, le=10)]
-Seconds = Annotated[StrictFloat, Field(ge=0, le=31_536_000)]
+from ... import protocol as P
 
-DEFAULT_PRIORITY = 5
+TaskName = Annotated[str, Field(min_length=1, max_length=P.TASK_NAME_MAX,
+                                pattern=P.TASK_NAME_PATTERN)]
+QueueName = Annotated[str, Field(min_length=1, max_length=P.QUEUE_NAME_MAX,
+                                 pattern=P.QUEUE_NAME_PATTERN)]
+# Globs: ``*`` and ``?`` only (they map onto SQL LIKE; character classes do not).
+QueuePattern = Annotated[str, Field(min_length=1, max_length=P.QUEUE_NAME_MAX,
+                                    pattern=P.QUEUE_SELECTOR_PATTERN)]
+WorkerId = Annotated[str, Field(min_length=1, max_length=P.WORKER_ID_MAX,
+                                pattern=P.LABEL_PATTERN)]
+Key = Annotated[str, Field(min_length=1, max_length=P.KEY_MAX, pattern=P.KEY_PATTERN)]
+TaskId = Annotated[int, Field(ge=1, le=P.MAX_TASK_ID)]  # paths and queries (text, converted)
+# In JSON bodies numbers must be numbers: "5" or true is a wrong type, not a 5 or a 1.
+BodyTaskId = Annotated[StrictInt, Field(ge=1, le=P.MAX_TASK_ID)]
+Priority = Annotated[StrictInt, Field(ge=P.MIN_PRIORITY, le=P.MAX_PRIORITY)]
+Seconds = Annotated[StrictFloat, Field(ge=0, le=P.MAX_SECONDS)]
+TaskStatus = P.TaskStatus
+RetryBackoff = Literal[P.RETRY_BACKOFFS]  # type: ignore[valid-type]
+
+DEFAULT_PRIORITY = P.DEFAULT_PRIORITY
 
 
 class Strict(BaseModel):
@@ -42,13 +54,13 @@ class Strict(BaseModel):
 class TaskIn(Strict):
     name: TaskName
     args: Any = None
-    queue: QueueName = "default"
+    queue: QueueName = P.DEFAULT_QUEUE
     priority: Priority = DEFAULT_PRIORITY
-    max_retries: Annotated[StrictInt, Field(ge=0, le=1000)] = 0
+    max_retries: Annotated[StrictInt, Field(ge=0, le=P.MAX_RETRIES)] = 0
     retry_delay_seconds: Seconds = 1.0
-    retry_backoff: Literal["fixed", "linear", "exponential"] = "exponential"
+    retry_backoff: RetryBackoff = "exponential"
     retry_max_delay_seconds: Seconds = 3600.0
-    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=31_536_000)] | None = None
+    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=P.MAX_SECONDS)] | None = None
     delay_seconds: Seconds | None = None
     run_at: datetime | None = None
     idempotency_key: Key | None = None
@@ -82,7 +94,7 @@ class SentOut(BaseModel):
 
 class ClaimIn(Strict):
     worker_id: WorkerId
-    queues: Annotated[list[QueuePattern], Field(min_length=1, max_length=100)] = ["default"]
+    queues: Annotated[list[QueuePattern], Field(min_length=1, max_length=100)] = [P.DEFAULT_QUEUE]
     task_names: Annotated[list[TaskName], Field(max_length=10_000)] | None = None
     limit: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
     wait_seconds: Annotated[StrictFloat, Field(ge=0, le=3600)] = 0.0
@@ -144,7 +156,7 @@ class QueueIn(Strict):
 
 class TaskDefinitionIn(Strict):
     name: TaskName
-    queue: QueueName = "default"
+    queue: QueueName = P.DEFAULT_QUEUE
     defaults: dict[str, Any] = {}
     args_schema: dict[str, Any] | None = None
 

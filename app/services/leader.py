@@ -33,8 +33,7 @@ class LeaderElector(PeriodicService):
 
     def __init__(self, pool: AsyncConnectionPool, lease_seconds: float,
                  role: str = ROLE, me: str | None = None) -> None:
-        super().__init__(lease_seconds / 3)
-        self.pool = pool
+        super().__init__(pool, lease_seconds / 3)
         self.lease_seconds = lease_seconds
         self.role = role
         self.me = me or replica_id()

@@ -7,15 +7,17 @@ Every replica may run it: runs are locked with SKIP LOCKED.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from ..store import workflow_engine as engine
+from ..engine.runs import expire_runs, reconcile
 from .periodic import PeriodicService
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 RECONCILE_EVERY = 5
 
@@ -25,36 +27,30 @@ class WorkflowAdvancer(PeriodicService):
     failure_message = "workflow advancer tick failed; retrying"
     log = logging.getLogger("branchwork.workflows")
 
-    def __init__(self, pool: AsyncConnectionPool, interval: float) -> None:
-        super().__init__(interval)
-        self.pool = pool
+    def __init__(self, pool: AsyncConnectionPool, interval: float,
+                 metrics: Metrics | None = None) -> None:
+        super().__init__(pool, interval)
+        self.metrics = metrics
         self._ticks = 0
-        self._wake = asyncio.Event()
 
-    async def on_sweep(self, rows: list[dict[str, Any]]) -> None:
+    async def on_sweep(self, rows: Sequence[Any]) -> None:
         """Rescuer hook: a swept workflow task may have failed for good; look now."""
         if any(r.get("workflow_run_id") for r in rows):
-            self._wake.set()
+            self.wake()
 
-    async def tick(self, reconcile: bool = True) -> None:
+    async def tick(self, reconcile_now: bool = True) -> None:
         async with self.pool.connection() as conn:
-            expired = await engine.expire_runs(conn)
+            expired = await expire_runs(conn)
             if expired:
                 self.log.info("cancelled %d workflow run(s) past their timeout", len(expired))
-            if reconcile:
-                await engine.reconcile(conn)
+            if reconcile_now:
+                await reconcile(conn, metrics=self.metrics)
 
     async def step(self) -> bool:
         # Deadlines are checked every tick (an index range scan). The reconcile pass
         # reads every queued node, so it runs after a sweep that touched workflow tasks
         # and otherwise every RECONCILE_EVERY ticks (tasks cancelled through the API).
-        reconcile = self._wake.is_set() or self._ticks % RECONCILE_EVERY == 0
-        self._wake.clear()
+        reconcile_now = self.woken or self._ticks % RECONCILE_EVERY == 0
         self._ticks += 1
-        await self.tick(reconcile)
+        await self.tick(reconcile_now)
         return False
-
-    async def pause(self) -> None:
-        """Sleep ``interval``, or less when a sweep hook asks for a look now."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.interval)

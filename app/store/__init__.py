@@ -1,5 +1,7 @@
-"""All SQL of the service lives in this package: one module per concern.
+"""All SQL of the service lives in this package: statements grouped by table.
 
-The hot path (send, claim, heartbeat, report) is hand-written SQL over psycopg 3; each
-public coroutine is one transaction on a pooled connection.
+Each function runs statements in its caller's transaction (it takes a cursor or a
+connection; ``app/engine/tx.py`` opens transactions), returns typed rows and decides nothing:
+no HTTP errors, no metrics, no caches. No store module imports another, except the shared
+helpers of ``sql.py`` (JSON parameters, NOTIFY), which import nothing from the store.
 """

@@ -3,9 +3,19 @@ has run out."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TypedDict
 
 from psycopg import AsyncConnection
+
+
+class LeaseRow(TypedDict):
+    name: str
+    holder: str
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+    live: bool
 
 ACQUIRE_SQL = """
 INSERT INTO leader_leases (name, holder, expires_at)
@@ -31,9 +41,9 @@ async def release(conn: AsyncConnection, name: str, me: str) -> None:
         await cur.execute("DELETE FROM leader_leases WHERE name = %s AND holder = %s", (name, me))
 
 
-async def leases(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def leases(conn: AsyncConnection) -> list[LeaseRow]:
     async with conn.cursor() as cur:
         await cur.execute(
             "SELECT name, holder, acquired_at, renewed_at, expires_at, expires_at > now() AS live "
             "FROM leader_leases ORDER BY name")
-        return await cur.fetchall()
+        return await cur.fetchall()  # type: ignore[return-value]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict, cast
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg import AsyncConnection, AsyncCursor
 
-from ..notifier import CHANNEL, CONFIG_CHANGED
-from .notify import notify
+from .sql import notify, notify_config_changed
+
+Cursor = AsyncCursor[Any]
+Conn = AsyncConnection[Any]
 
 QUEUE_STATS_SQL = """
 SELECT q.name, q.concurrency_limit, q.paused,
@@ -29,83 +29,89 @@ FROM queues q LEFT JOIN (
 ORDER BY q.name
 """
 
-
-class KnownQueues:
-    """Names this process has already written to ``queues``, so sends skip the insert.
-
-    A send inserts the rows of the names it does not know in its own transaction, and the names
-    are remembered only after that commits: a refused send (unknown parent) leaves neither an
-    empty queue row nor a cached name without its row.
-    """
-
-    def __init__(self) -> None:
-        self._names: set[str] = set()
-
-    def unknown(self, names: Iterable[str]) -> list[str]:
-        """Names without a known row, for the send to insert."""
-        return sorted(set(names) - self._names)
-
-    def remember(self, names: Iterable[str]) -> None:
-        """Only after the transaction that inserted the rows has committed."""
-        self._names.update(names)
+# Both counts use partial indexes (tasks_claim_idx, tasks_running_idx), not the whole table.
+DEPTH_SQL = """
+SELECT q.name AS queue, s.status, COALESCE(c.n, 0) AS n
+FROM queues q CROSS JOIN (VALUES ('queued'), ('running')) AS s(status)
+LEFT JOIN (
+    SELECT queue, 'queued' AS status, count(*) AS n FROM tasks WHERE status = 'queued'
+    GROUP BY queue
+    UNION ALL
+    SELECT queue, 'running', count(*) FROM tasks WHERE status = 'running' GROUP BY queue
+) c ON c.queue = q.name AND c.status = s.status
+ORDER BY q.name, s.status
+"""
 
 
-class QueueSettingsCache:
-    """This process's copy of the queues whose settings differ from the default (a concurrency
-    limit, or paused), so that a claim needs no extra round trip to learn them.
-
-    Every queue not listed is unlimited and running. The copy is dropped when any replica
-    changes a queue (NOTIFY ``!queues``) or the notifier reconnects, and re-read at least every
-    ``ttl`` seconds in case a notification was lost.
-    """
-
-    def __init__(self, ttl: float = 1.0) -> None:
-        self.ttl = ttl
-        self._rows: dict[str, dict[str, Any]] | None = None
-        self._loaded_at = 0.0
-        self._generation = 0
-
-    def invalidate(self) -> None:
-        self._generation += 1
-        self._rows = None
-
-    async def special(self, pool: AsyncConnectionPool) -> dict[str, dict[str, Any]]:
-        rows = self._rows
-        if rows is not None and time.monotonic() - self._loaded_at < self.ttl:
-            return rows
-        generation, started = self._generation, time.monotonic()
-        async with pool.connection() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "SELECT name, concurrency_limit, paused FROM queues "
-                "WHERE paused OR concurrency_limit IS NOT NULL")
-            rows = {r["name"]: r for r in await cur.fetchall()}
-        if generation == self._generation:  # no change announced while we read
-            self._rows, self._loaded_at = rows, started
-        return rows
+class QueueRow(TypedDict):
+    name: str
+    concurrency_limit: int | None
+    paused: bool
 
 
-async def upsert(conn: AsyncConnection, name: str, *, concurrency_limit: int | None,
-                 set_limit: bool, paused: bool | None) -> dict[str, Any]:
-    async with conn.cursor() as cur:
-        await cur.execute(
-            """INSERT INTO queues (name, concurrency_limit, paused)
-               VALUES (%(name)s, %(limit)s, COALESCE(%(paused)s, false))
-               ON CONFLICT (name) DO UPDATE SET
-                 concurrency_limit = CASE WHEN %(set_limit)s THEN EXCLUDED.concurrency_limit
-                                          ELSE queues.concurrency_limit END,
-                 paused = COALESCE(%(paused)s, queues.paused)
-               RETURNING name, concurrency_limit, paused""",
-            {"name": name, "limit": concurrency_limit, "set_limit": set_limit, "paused": paused})
-        row = await cur.fetchone()
-        # A raised limit or a resumed queue may let waiting claims through now; every
-        # replica drops its cached queue settings.
-        await notify(cur, [(name, None)])
-        await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, CONFIG_CHANGED))
-        assert row is not None
-        return row
+class QueueStats(QueueRow):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
 
 
-async def stats(conn: AsyncConnection) -> list[dict[str, Any]]:
+class DepthRow(TypedDict):
+    queue: str
+    status: str
+    n: int
+
+
+async def ensure(cur: Cursor, names: Iterable[str]) -> None:
+    """Queue rows in the caller's transaction (glob claims and the studio list need them)."""
+    await cur.execute("INSERT INTO queues (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                      (sorted(set(names)),))
+
+
+async def special(cur: Cursor) -> list[QueueRow]:
+    """The queues whose settings differ from the default: a concurrency limit, or paused."""
+    await cur.execute(
+        "SELECT name, concurrency_limit, paused FROM queues "
+        "WHERE paused OR concurrency_limit IS NOT NULL")
+    return cast(list[QueueRow], await cur.fetchall())
+
+
+async def upsert(cur: Cursor, name: str, *, concurrency_limit: int | None,
+                 set_limit: bool, paused: bool | None) -> QueueRow:
+    """Create or change a queue; ``set_limit`` False keeps its limit as it is."""
+    await cur.execute(
+        """INSERT INTO queues (name, concurrency_limit, paused)
+           VALUES (%(name)s, %(limit)s, COALESCE(%(paused)s, false))
+           ON CONFLICT (name) DO UPDATE SET
+             concurrency_limit = CASE WHEN %(set_limit)s THEN EXCLUDED.concurrency_limit
+                                      ELSE queues.concurrency_limit END,
+             paused = COALESCE(%(paused)s, queues.paused)
+           RETURNING name, concurrency_limit, paused""",
+        {"name": name, "limit": concurrency_limit, "set_limit": set_limit, "paused": paused})
+    row = await cur.fetchone()
+    assert row is not None
+    # A raised limit or a resumed queue may let waiting claims through now; every
+    # replica drops its cached queue settings.
+    await notify(cur, [(name, None)])
+    await notify_config_changed(cur)
+    return cast(QueueRow, row)
+
+
+async def stats(conn: Conn) -> list[QueueStats]:
     async with conn.cursor() as cur:
         await cur.execute(QUEUE_STATS_SQL)
-        return await cur.fetchall()
+        return cast(list[QueueStats], await cur.fetchall())
+
+
+async def names(conn: Conn, limit: int = 1000) -> list[str]:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT name FROM queues ORDER BY name LIMIT %s", (limit,))
+        return [r["name"] for r in await cur.fetchall()]
+
+
+async def depth(conn: Conn) -> list[DepthRow]:
+    """Queued and running tasks per queue (the metrics gauges)."""
+    async with conn.cursor() as cur:
+        await cur.execute(DEPTH_SQL)
+        return cast(list[DepthRow], await cur.fetchall())

@@ -1,0 +1,28 @@
+"""Workers announce themselves (with the task definitions they serve) and say goodbye."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..store import workers as worker_store
+from .tx import transaction
+
+if TYPE_CHECKING:
+    from ..state import ServerState
+
+
+async def register_worker(state: ServerState, worker_id: str, queues: Sequence[str],
+                          info: Mapping[str, Any],
+                          definitions: Sequence[Mapping[str, Any]]) -> None:
+    """``definitions``: name, queue, defaults, args_schema of each task the worker serves."""
+    state.caches.sightings.forget(worker_id)
+    async with transaction(state.pool) as cur:
+        await worker_store.register(cur, worker_id, queues, dict(info),
+                                    [dict(d) for d in definitions])
+
+
+async def stop_worker(state: ServerState, worker_id: str) -> None:
+    state.caches.sightings.forget(worker_id)
+    async with transaction(state.pool) as cur:
+        await worker_store.stop(cur, worker_id)

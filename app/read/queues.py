@@ -1,0 +1,31 @@
+"""Queues with their task counts, and the gauges ``/metrics`` reads at scrape time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..store import queues as queue_store
+from ..store import workers as worker_store
+from ..store.queues import QueueStats
+from .paging import Db, connection
+
+__all__ = ["QueueStats", "gauges", "queue_names", "queue_stats"]
+
+
+async def queue_stats(db: Db) -> list[QueueStats]:
+    """Every queue by name, with its settings and task counts by status."""
+    async with connection(db) as conn:
+        return await queue_store.stats(conn)
+
+
+async def queue_names(db: Db, limit: int = 1000) -> list[str]:
+    async with connection(db) as conn:
+        return await queue_store.names(conn, limit)
+
+
+async def gauges(db: Db, offline_after: float) -> dict[str, Any]:
+    """Queue depth (queued, running) and the number of workers online."""
+    async with connection(db) as conn:
+        depth = await queue_store.depth(conn)
+        online = await worker_store.online_count(conn, offline_after)
+    return {"depth": depth, "workers_online": online}

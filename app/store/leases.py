@@ -1,0 +1,183 @@
+"""Lease statements: claim (lease ready tasks), heartbeat (extend), release (hand back).
+
+Statements only, in the caller's transaction; the claim's plan (which queues, how many from
+each) is worked out by ``app/engine/claim.py`` and passed in as one :class:`LeasePlan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict, cast
+
+from psycopg import AsyncCursor
+
+from .sql import dumps
+
+Cursor = AsyncCursor[Any]
+
+# Columns a worker gets with a claimed task, and a reader with a task.
+CLAIM_COLUMNS = """id, name, queue, args, priority, attempts, max_retries, timeout_seconds,
+    lease_token, lease_expires_at, parent_id, root_id, depth, workflow_run_id, workflow_node,
+    run_at, created_at"""
+
+# Queues come as names with caps, plus LIKE patterns expanded here to the queues that exist,
+# leaving out ``skip`` (queues with a limit or paused, which the caller listed or left out).
+# Claims and heartbeats commit without waiting for the WAL flush. Losing one in a database
+# crash is safe: the task is simply still queued (or its lease shorter), the worker's later
+# report is refused as stale, and the task runs again (execution is at-least-once). Sends
+# and reports, whose loss would lose a task or an outcome, keep synchronous commit. A later
+# synchronous commit flushes the WAL up to itself, so a durable report implies its claim.
+ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+
+CLAIM_SQL = f"""
+WITH q AS (
+    SELECT * FROM unnest(%(queues)s::text[], %(caps)s::int[]) AS q(name, cap)
+    UNION ALL
+    SELECT name, %(n)s FROM queues
+    WHERE name LIKE ANY(%(patterns)s::text[])
+      AND name <> ALL(%(queues)s::text[]) AND name <> ALL(%(skip)s::text[])
+), cand AS (
+    SELECT c.id, c.priority, c.run_at FROM q CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.run_at FROM tasks t
+        WHERE t.status = 'queued' AND t.queue = q.name AND t.run_at <= now()
+          AND (%(names)s::text[] IS NULL OR t.name = ANY(%(names)s::text[]))
+        ORDER BY t.priority DESC, t.run_at, t.id
+        LIMIT LEAST(q.cap, %(n)s)
+        FOR UPDATE SKIP LOCKED
+    ) c
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT %(n)s
+), upd AS (
+    UPDATE tasks t SET status = 'running', attempts = t.attempts + 1,
+        worker_id = %(worker_id)s, lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = now(),
+        timeout_at = now() + make_interval(secs => t.timeout_seconds)
+    FROM cand WHERE t.id = cand.id
+    RETURNING t.*
+), ev AS (
+    INSERT INTO task_events (task_id, attempt, event, status, worker_id)
+    SELECT id, attempts, 'claimed', 'running', worker_id FROM upd
+)
+SELECT {CLAIM_COLUMNS} FROM upd, ({ASYNC_COMMIT}) AS async_commit
+ORDER BY priority DESC, run_at, id
+"""
+
+HEARTBEAT_SQL = f"""
+WITH hb AS (
+    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(id bigint, lease_token uuid)
+), upd AS (
+    UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+    FROM hb WHERE t.id = hb.id AND t.lease_token = hb.lease_token AND t.status = 'running'
+    RETURNING t.id, t.cancel_requested, t.lease_expires_at
+)
+SELECT hb.id, upd.id IS NOT NULL AS held, COALESCE(upd.cancel_requested, false) AS cancel,
+       upd.lease_expires_at
+FROM hb LEFT JOIN upd ON upd.id = hb.id, ({ASYNC_COMMIT}) AS async_commit
+"""
+
+RELEASE_SQL = """
+WITH x AS (
+    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(id bigint, lease_token uuid)
+), upd AS (
+    UPDATE tasks t SET status = 'queued', attempts = t.attempts - 1, run_at = now(),
+        worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL
+    FROM x WHERE t.id = x.id AND t.lease_token = x.lease_token AND t.status = 'running'
+    RETURNING t.id, t.attempts, t.queue, %(worker_id)s::text AS worker_id
+), ev AS (
+    INSERT INTO task_events (task_id, attempt, event, status, worker_id)
+    SELECT id, attempts + 1, 'released', 'queued', worker_id FROM upd
+)
+SELECT id, queue FROM upd
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LeasePlan:
+    """One claim statement's input: ``caps`` (queue name -> most tasks to take from it),
+    ``expand`` (LIKE patterns of further queues, each capped at ``limit``), ``skip`` (names the
+    patterns must not expand to), the task names served (None: any) and the batch size."""
+
+    worker_id: str
+    caps: dict[str, int]
+    expand: Sequence[str]
+    skip: Sequence[str]
+    task_names: Sequence[str] | None
+    limit: int
+    lease_seconds: float
+
+
+class ClaimedTask(TypedDict):
+    id: int
+    name: str
+    queue: str
+    args: Any
+    priority: int
+    attempts: int
+    max_retries: int
+    timeout_seconds: float | None
+    lease_token: Any
+    lease_expires_at: datetime
+    parent_id: int | None
+    root_id: int
+    depth: int
+    workflow_run_id: int | None
+    workflow_node: str | None
+    run_at: datetime
+    created_at: datetime
+
+
+class HeartbeatRow(TypedDict):
+    id: int
+    held: bool
+    cancel: bool
+    lease_expires_at: datetime | None
+
+
+class ReleasedRow(TypedDict):
+    id: int
+    queue: str
+
+
+async def lock_limits(cur: Cursor, names: Sequence[str]) -> dict[str, int | None]:
+    """Lock the rows of limited queues (claimers of one queue serialise here), name -> limit."""
+    await cur.execute(
+        "SELECT name, concurrency_limit FROM queues WHERE name = ANY(%s) "
+        "ORDER BY name FOR UPDATE", (list(names),))
+    return {r["name"]: r["concurrency_limit"] for r in await cur.fetchall()}
+
+
+async def running_counts(cur: Cursor, queues: Sequence[str]) -> dict[str, int]:
+    """Running tasks per queue, for the queues named."""
+    await cur.execute(
+        "SELECT queue, count(*) AS n FROM tasks WHERE status = 'running' "
+        "AND queue = ANY(%s) GROUP BY queue", (list(queues),))
+    return {r["queue"]: r["n"] for r in await cur.fetchall()}
+
+
+async def claim(cur: Cursor, plan: LeasePlan) -> list[ClaimedTask]:
+    """Lease up to ``plan.limit`` ready tasks (priority, then run_at, then id)."""
+    order = sorted(plan.caps)
+    await cur.execute(CLAIM_SQL, {
+        "queues": order, "caps": [plan.caps[q] for q in order],
+        "patterns": list(plan.expand), "skip": list(plan.skip),
+        "names": list(plan.task_names) if plan.task_names else None,
+        "n": plan.limit, "worker_id": plan.worker_id, "lease": plan.lease_seconds,
+    })
+    return cast(list[ClaimedTask], await cur.fetchall())
+
+
+async def heartbeat(cur: Cursor, items: Sequence[dict[str, Any]],
+                    lease_seconds: float) -> list[HeartbeatRow]:
+    """Extend the leases still held (``id``, ``lease_token``); say which are held or cancelled."""
+    await cur.execute(HEARTBEAT_SQL, {"items": dumps(items), "lease": lease_seconds})
+    return cast(list[HeartbeatRow], await cur.fetchall())
+
+
+async def release(cur: Cursor, worker_id: str,
+                  items: Sequence[dict[str, Any]]) -> list[ReleasedRow]:
+    """Queue leased tasks again without spending an attempt (fenced by lease token)."""
+    await cur.execute(RELEASE_SQL, {"items": dumps(items), "worker_id": worker_id})
+    return cast(list[ReleasedRow], await cur.fetchall())

@@ -1,0 +1,83 @@
+"""What a worker tells the server at start, written once as flows: its tasks
+(``TaskDefinitionIn``), the queue limits declared in code, the workflows and the schedules.
+
+Registries, definitions and workflows are read through their attributes only, so this module
+sits below them and imports none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _calls as calls
+from ._flow import Flow
+
+
+def task_registration(d: Any) -> dict[str, Any]:
+    """A task definition as the server's TaskDefinitionIn (for POST /v1/workers/register).
+
+    ``defaults`` holds the send options in TaskIn field names (so a server-side sender,
+    such as a cron scheduler, can merge them into a TaskIn body), plus the informational
+    keys ``cron``, ``concurrency_limit`` and ``retry_backoff_function``.
+    """
+    defaults: dict[str, Any] = {"priority": d.priority, "max_retries": d.max_retries}
+    if d.timeout_seconds is not None:
+        defaults["timeout_seconds"] = d.timeout_seconds
+    defaults.update(d.backoff_options())
+    if d.cron is not None:
+        defaults["cron"] = d.cron
+    if d.retry_backoff_fn is not None:
+        defaults["retry_backoff_function"] = True
+    if d.queue.concurrency_limit is not None:
+        defaults["concurrency_limit"] = d.queue.concurrency_limit
+    return {"name": d.name, "queue": d.queue.name, "defaults": defaults,
+            "args_schema": d.spec.json_schema()}
+
+
+def task_schedule(d: Any) -> dict[str, Any]:
+    """A cron task as a ``POST /v1/schedules/register`` item, named ``task:<name>``."""
+    options: dict[str, Any] = {"queue": d.queue.name, "priority": d.priority,
+                               "max_retries": d.max_retries}
+    if d.timeout_seconds is not None:
+        options["timeout_seconds"] = d.timeout_seconds
+    options.update(d.backoff_options())
+    return {"name": f"task:{d.name}", "kind": "task", "target": d.name, "cron": d.cron,
+            "args": d.spec.to_json((), {}), "options": options}
+
+
+def schedules(registry: Any) -> list[dict[str, Any]]:
+    """The registry's cron tasks and cron workflows as ``POST /v1/schedules/register`` items.
+    A schedule is named ``task:<name>`` or ``workflow:<name>``."""
+    out = [task_schedule(d) for d in registry.tasks.values() if d.cron is not None]
+    for wf in registry.workflows.values():
+        item = wf.schedule()
+        if item is not None:
+            out.append(item)
+    return out
+
+
+def queue_settings(registry: Any) -> Flow[None]:
+    """Write the queue concurrency limits declared in code to the server (idempotent)."""
+    for q in registry.queues().values():
+        if q.concurrency_limit is not None:
+            yield calls.configure_queue(q.name, concurrency_limit=q.concurrency_limit)
+
+
+def workflows_and_schedules(registry: Any) -> Flow[None]:
+    """Register the registry's workflows (once per client) and its schedules."""
+    for wf in registry.workflows.values():
+        yield from wf.registering()
+    items = schedules(registry)
+    if items:
+        yield calls.register_schedules(items)
+
+
+def worker_registration(registry: Any, worker_id: str, *, queues: Sequence[str],
+                        info: Mapping[str, Any]) -> Flow[None]:
+    """Everything a worker registers at start, in order: itself and its tasks, the queue
+    limits, the workflows, the schedules."""
+    yield calls.register_worker(worker_id, queues=queues, info=info,
+                                tasks=registry.registrations())
+    yield from queue_settings(registry)
+    yield from workflows_and_schedules(registry)
