@@ -7,13 +7,24 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+
+# Dependency layer: only pyproject.toml goes in, so a code change does not reinstall
+# FastAPI, psycopg & co.; this layer is rebuilt only when the dependencies change.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" \
+      > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && useradd --create-home --uid 10001 branchwork
+
+# Source layer: the project itself, without reinstalling its dependencies.
+COPY README.md ./
 COPY app ./app
 COPY client ./client
 COPY worker ./worker
 COPY studio ./studio
 COPY alembic ./alembic
-RUN pip install . && useradd --create-home --uid 10001 branchwork
+RUN pip install --no-deps .
 # Examples stay a plain folder on the path, so `examples.hello:reg` imports from /app.
 COPY examples ./examples
 

@@ -10,6 +10,7 @@ malformed form, a failed CSRF check), never raised below the routes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -19,11 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from .engine.errors import (
     AlreadyRecorded,
     Conflict,
     DomainError,
+    Forbidden,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -38,6 +41,7 @@ STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     InvalidInput: 422,
     Conflict: 409,
+    Forbidden: 403,
     StaleLease: 409,
     AlreadyRecorded: 409,
     PayloadTooLarge: 413,
@@ -66,9 +70,10 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details}
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(error_body(code, message, details)), status_code=status,
-                    media_type="application/json")
+                    media_type="application/json", headers=headers)
 
 
 _HTTP_CODES = {
@@ -89,6 +94,18 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
         item = {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
         cleaned.append(item)
     return cleaned
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette's own ``Allow`` names only the
+    first route that matched the path, e.g. POST but not GET on ``/v1/tasks``)."""
+    routes = request.app.router.routes
+    allowed = [m for m in METHODS if any(
+        r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes)]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -117,9 +134,12 @@ def install_error_handlers(app: FastAPI) -> None:
                               _clean_validation_errors(errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
     @app.exception_handler(psycopg.errors.DataError)
     async def _data_error(_: Request, exc: psycopg.errors.DataError) -> Response:

@@ -46,6 +46,47 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+def depth(value: Any) -> int:
+    """How deep a decoded JSON value nests: a scalar is 0, ``[]`` 1, ``{"a": [1]}`` 2."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            level += 1
+            deepest = max(deepest, level)
+            stack.extend((sub, level) for sub in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return deepest
+
+
+def too_deep(body: bytes, limit: int) -> bool:
+    """True when a JSON body nests deeper than ``limit``.
+
+    Fast path at C speed: keep only the brackets and strip innermost pairs, one level per pass.
+    Brackets inside strings can make that inconclusive; then the parsed value is walked."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = body.translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        stripped = _EMPTY_PAIR.sub(b"", brackets)
+        if stripped == brackets:
+            break  # unbalanced: brackets in strings
+        brackets = stripped
+    if not brackets:
+        return False
+    try:
+        return depth(orjson.loads(body)) > limit
+    except orjson.JSONDecodeError:
+        return False  # malformed JSON is reported by the route with its own 400
+
+
 def _checked_int(text: str) -> int:
     value = int(text)
     if not INT64_MIN <= value <= INT64_MAX:

@@ -13,14 +13,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from ..studio import routes as studio
 from . import migrate
 from . import openapi as api_document
-from .api import health, kv, metrics, queues, schedules, tasks, trees, workers, workflows
+from .access import authorize
+from .api import health, kv, metrics, queues, schedules, tasks, tokens, trees, workers, workflows
 from .database import resolve_database_url, stop_embedded
 from .engine.sweep import count_swept
 from .errors import install_error_handlers
@@ -31,6 +32,7 @@ from .security import GuardMiddleware
 from .services.leader import LeaderElector
 from .services.rescuer import Rescuer
 from .services.scheduler import Scheduler
+from .services.stuck import StuckSweeper
 from .services.workflow_advancer import WorkflowAdvancer
 from .settings import Settings, get_settings
 from .state import ServerState, Service
@@ -42,6 +44,7 @@ log = logging.getLogger("branchwork")
 ROUTERS: tuple[APIRouter, ...] = (
     trees.router, workflows.router, schedules.router,
     health.router, tasks.router, workers.router, queues.router, kv.router, metrics.router,
+    tokens.router,
     studio.router,
 )
 
@@ -61,9 +64,14 @@ def build_services(state: ServerState) -> list[Service]:
         scheduler = Scheduler(pool, elector, settings.scheduler_interval_seconds, state.metrics)
         # Node tasks a sweep ended advance their runs; the attempts it ended count in /metrics.
         rescuer.hooks += [advancer.on_sweep, count_swept(pool, state.metrics)]
-        services += [rescuer, elector, advancer, scheduler]
+        # Stuck attempts it fails are ended like swept ones: the same hooks apply. Progress
+        # arrives with heartbeats (every lease / 3), so looking more often finds nothing new.
+        stuck = StuckSweeper(pool, max(settings.sweep_interval_seconds,
+                                       settings.lease_seconds / 3), rescuer.hooks)
+        services += [rescuer, stuck, elector, advancer, scheduler]
     state.studio = studio.Studio(pool, STUDIO_OBSERVE_SECONDS)
     services.append(state.studio.observer)
+    services.append(state.tokens)  # its last-use writes finish before the pool closes
     return services
 
 
@@ -77,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                       settings.data_dir)
         if settings.run_migrations:
             await asyncio.to_thread(migrate.upgrade, url)
-        pool = await open_pool(url, settings.pool_min_size, settings.pool_max_size)
+        pool = await open_pool(url, settings.pool_min_size, settings.pool_max_size,
+                               session=settings.database_session())
         notifier = Notifier(url)
         await notifier.start()
         state = ServerState(settings=settings, database_url=url, pool=pool,
@@ -100,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Task orchestration on PostgreSQL",
         default_response_class=JsonResponse,
         lifespan=lifespan,
+        # Every route's rule (app/access.py) against the caller the middleware found.
+        dependencies=[Depends(authorize)],
     )
     install_error_handlers(app)
 
@@ -115,6 +126,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def index() -> RedirectResponse:
         return RedirectResponse("/studio")
 
-    app.add_middleware(GuardMiddleware, api_token=settings.api_token,
-                       max_body=settings.max_request_bytes)
+    app.add_middleware(GuardMiddleware, max_body=settings.max_request_bytes)
     return app

@@ -61,6 +61,9 @@ class Metrics:
         self.histograms: dict[str, dict[tuple[str, str], Histogram]] = {
             k: {} for k in HISTOGRAMS}
         self._series: set[tuple[str, str]] = set()
+        # Claim statements run (first tries, and re-checks after a wake-up or the fallback
+        # poll): what a send costs in claim queries when many workers wait.
+        self.claim_queries = 0
 
     def _key(self, queue: str, name: str) -> tuple[str, str]:
         key = (queue, name)
@@ -102,6 +105,10 @@ class Metrics:
                 if isinstance(run_at, datetime):
                     self._observe("claim_wait_seconds", t["queue"], t["name"],
                                   now - run_at.timestamp())
+
+    def claim_query(self) -> None:
+        with self._lock:
+            self.claim_queries += 1
 
     def reported(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """After a batch report: rows of ``store.tasks.report`` (applied ones count)."""
@@ -148,6 +155,10 @@ class Metrics:
                         lines.append(f'{metric}_bucket{{{labels},le="{le}"}} {cumulative}')
                     lines.append(f"{metric}_sum{{{labels}}} {hist.sum!r}")
                     lines.append(f"{metric}_count{{{labels}}} {cumulative}")
+            lines += ["# HELP branchwork_claim_queries_total Claim statements run (first tries "
+                      "and re-checks after a wake-up or the fallback poll).",
+                      "# TYPE branchwork_claim_queries_total counter",
+                      f"branchwork_claim_queries_total {self.claim_queries}"]
         lines += ["# HELP branchwork_queue_depth Tasks in a queue by state, read at scrape time.",
                   "# TYPE branchwork_queue_depth gauge"]
         for row in gauges["depth"]:
@@ -156,4 +167,37 @@ class Metrics:
         lines += ["# HELP branchwork_workers_online Workers seen recently and not stopped.",
                   "# TYPE branchwork_workers_online gauge",
                   f"branchwork_workers_online {gauges['workers_online']}"]
+        if gauges.get("health") is not None:
+            lines += health_lines(gauges["health"])
         return "\n".join(lines) + "\n"
+
+
+def health_lines(health: Mapping[str, Any]) -> list[str]:
+    """Gauges of the queue health report (``app/read/health.py``), read at scrape time."""
+    lines = ["# HELP branchwork_tasks_stuck Running tasks with no progress past stuck_after.",
+             "# TYPE branchwork_tasks_stuck gauge"]
+    for queue, n in sorted(health["stuck"].items()):
+        lines.append(f'branchwork_tasks_stuck{{queue="{escape_label(queue)}"}} {n}')
+    oldest = health["oldest_transaction"]
+    lines += ["# HELP branchwork_db_oldest_transaction_seconds Age of the oldest open "
+              "transaction in the database (0: none); it holds back vacuum.",
+              "# TYPE branchwork_db_oldest_transaction_seconds gauge",
+              "branchwork_db_oldest_transaction_seconds "
+              f"{float(oldest['age_seconds']) if oldest else 0.0!r}"]
+    tables = sorted(health["tables"].items())
+    for metric, key, help_text in (
+            ("branchwork_db_dead_tuples", "dead_tuples", "Dead tuples of a hot table."),
+            ("branchwork_db_last_autovacuum_timestamp_seconds", "last_autovacuum",
+             "When autovacuum last finished on a hot table (0: never)."),
+            ("branchwork_db_last_vacuum_timestamp_seconds", "last_vacuum",
+             "When a manual VACUUM last finished on a hot table (0: never).")):
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
+        for table, row in tables:
+            value = row[key]
+            if isinstance(value, datetime):
+                value = value.timestamp()
+            lines.append(f'{metric}{{table="{table}"}} {value or 0}')
+    lines += ["# HELP branchwork_queue_health_warnings Queue health warnings now (see /health).",
+              "# TYPE branchwork_queue_health_warnings gauge",
+              f"branchwork_queue_health_warnings {len(health['warnings'])}"]
+    return lines

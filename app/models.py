@@ -108,6 +108,12 @@ class Task(SQLModel, table=True):
     created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
     started_at: datetime | None = Field(default=None, sa_column=_ts())
     finished_at: datetime | None = Field(default=None, sa_column=_ts())
+    # Liveness (docs/operations.md, "Stuck tasks"): when the running attempt last showed
+    # progress (claim, a context call, a report), and the task's own stuck settings (None:
+    # the queue's, then the server's).
+    last_progress_at: datetime | None = Field(default=None, sa_column=_ts())
+    stuck_after_seconds: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    stuck_action: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 class TaskEvent(SQLModel, table=True):
@@ -146,6 +152,9 @@ class QueueRow(SQLModel, table=True):
     concurrency_limit: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
     paused: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
     created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    # Stuck settings of the queue's tasks that set none themselves (None: the server's).
+    stuck_after_seconds: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    stuck_action: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 class WorkerRow(SQLModel, table=True):
@@ -329,3 +338,30 @@ class LeaderLease(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_ts(nullable=False))
     acquired_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
     renewed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+
+
+class ApiToken(SQLModel, table=True):
+    """An access token with a role and scopes (docs/operations.md, "Tokens"). Only the SHA-256
+    of the secret is kept; the secret is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('admin','worker','sender','viewer')",
+                           name="api_tokens_role_check"),
+        # A name names one live token; a revoked one keeps its row (and its name) for the record.
+        sa.Index("api_tokens_live_name_idx", "name", unique=True,
+                 postgresql_where=sa.text("revoked_at IS NULL")),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    role: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    queues: list[str] = Field(default_factory=list, sa_column=sa.Column(
+        sa.ARRAY(sa.Text), nullable=False, server_default="{}"))
+    names: list[str] = Field(default_factory=list, sa_column=sa.Column(
+        sa.ARRAY(sa.Text), nullable=False, server_default="{}"))
+    secret_sha256: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=False, default_now=True))
+    last_used_at: datetime | None = Field(default=None, sa_column=_ts())
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts())

@@ -1,6 +1,7 @@
 """One LISTEN connection per server process, fanned out to in-process waiters.
 
-A send commits, then NOTIFY says which queues have new work (and, for delayed work, when).
+A send commits, then NOTIFY says which queues have new work, how many tasks (and, for delayed
+work, when); that many waiting claims are woken, not every one.
 Waiting claims hold no database connection: they wait on an asyncio event here. NOTIFY is
 only a hint; waiters also wake on a slow fallback timer, so a lost notification costs
 latency, never a task.
@@ -23,14 +24,22 @@ log = logging.getLogger("branchwork.notifier")
 
 
 class Subscription:
-    """What one waiting claim listens for: its queue selector (exact names and globs)."""
+    """What one waiting claim listens for: its queue selector (exact names and globs).
+    ``picky`` claims (a task-name filter) may not take what they are woken for, so they are
+    woken on top of the count."""
 
-    def __init__(self, selector: QueueSelector) -> None:
+    def __init__(self, selector: QueueSelector, picky: bool = False) -> None:
         self.selector = selector
+        self.picky = picky
         self.event = asyncio.Event()
+        self.woken_for: str | None = None
 
     def matches(self, queue: str) -> bool:
         return self.selector.matches(queue)
+
+    def set(self, queue: str) -> None:
+        self.woken_for = queue
+        self.event.set()
 
     async def wait(self, seconds: float) -> bool:
         try:
@@ -40,14 +49,16 @@ class Subscription:
             return False
         finally:
             self.event.clear()
+            self.woken_for = None
 
 
 class Notifier:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
-        self._subs: set[Subscription] = set()
+        # Insertion-ordered: the longest-waiting claims are woken first.
+        self._subs: dict[Subscription, None] = {}
         self._task: asyncio.Task[None] | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, tuple[asyncio.TimerHandle, int | None]] = {}
         self.connected = asyncio.Event()
         # Called on CONFIG_CHANGED and on every (re)connect, when messages may have been missed.
         self.config_listeners: list[Callable[[], None]] = []
@@ -62,43 +73,63 @@ class Notifier:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        for timer in self._timers.values():
+        for timer, _ in self._timers.values():
             timer.cancel()
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, selector: QueueSelector) -> AsyncIterator[Subscription]:
-        sub = Subscription(selector)
-        self._subs.add(sub)
+    async def subscribe(self, selector: QueueSelector,
+                        picky: bool = False) -> AsyncIterator[Subscription]:
+        sub = Subscription(selector, picky)
+        self._subs[sub] = None
         try:
             yield sub
         finally:
-            self._subs.discard(sub)
+            del self._subs[sub]
+            if sub.event.is_set() and sub.woken_for is not None:
+                # Woken, but leaving without looking (deadline, disconnect): pass it on.
+                self.wake(sub.woken_for, 1)
 
-    def wake(self, queue: str) -> None:
+    def wake(self, queue: str, count: int | None = None) -> None:
+        """Wake ``count`` claims waiting on ``queue`` (every one when None): as many as there
+        are tasks, not every idle worker, so one send costs O(1) claim queries. Claims
+        already woken do not count; the fallback poll covers a wake-up that finds nothing."""
+        left = count
         for sub in list(self._subs):
-            if sub.matches(queue):
-                sub.event.set()
+            if left is not None and left <= 0:
+                break
+            if not sub.matches(queue):
+                continue
+            if sub.picky:
+                sub.set(queue)
+            elif not sub.event.is_set():
+                sub.set(queue)
+                if left is not None:
+                    left -= 1
 
     def wake_all(self) -> None:
         for sub in list(self._subs):
             sub.event.set()
 
-    def _wake_later(self, queue: str, run_at_epoch: float) -> None:
+    def _wake_later(self, queue: str, run_at_epoch: float, count: int | None) -> None:
         delay = run_at_epoch - time.time()
         if delay <= 0:
-            self.wake(queue)
+            self.wake(queue, count)
             return
         loop = asyncio.get_running_loop()
         current = self._timers.get(queue)
-        if current is not None and current.when() <= loop.time() + delay:
-            return  # an earlier wake-up for this queue is already set
         if current is not None:
-            current.cancel()
-        self._timers[queue] = loop.call_later(delay + 0.005, self._fire_timer, queue)
+            timer, pending = current
+            count = None if count is None or pending is None else count + pending
+            if timer.when() <= loop.time() + delay:
+                # an earlier wake-up for this queue is already set: it wakes for both
+                self._timers[queue] = (timer, count)
+                return
+            timer.cancel()
+        self._timers[queue] = (loop.call_later(delay + 0.005, self._fire_timer, queue), count)
 
     def _fire_timer(self, queue: str) -> None:
-        self._timers.pop(queue, None)
-        self.wake(queue)
+        _, count = self._timers.pop(queue, (None, None))
+        self.wake(queue, count)
 
     def config_changed(self) -> None:
         for listener in list(self.config_listeners):
@@ -108,11 +139,11 @@ class Notifier:
         if payload == CONFIG_CHANGED:
             self.config_changed()
             return
-        queue, when = decode(payload)
+        queue, when, count = decode(payload)
         if when is None:
-            self.wake(queue)
+            self.wake(queue, count)
         else:
-            self._wake_later(queue, when)
+            self._wake_later(queue, when, count)
 
     async def _run(self) -> None:
         backoff = 0.1

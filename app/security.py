@@ -1,31 +1,36 @@
-"""Bearer-token access, and a body guard that refuses oversized or NUL-carrying requests early."""
+"""Bearer-token access (who the caller is: ``credentials.py``; what it may call:
+``access.py``), and a body guard that refuses oversized or NUL-carrying requests early."""
 
 from __future__ import annotations
 
-import hmac
+from urllib.parse import unquote_to_bytes
 
 import orjson
+import psycopg
+from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..protocol import MAX_JSON_DEPTH
+from . import credentials
+from .credentials import CALLER
 from .errors import error_body
-from .jsonutil import contains_nul
+from .jsonutil import contains_nul, too_deep
 
-OPEN_PATHS = ("/health", "/", "/studio")
-# The studio guards itself (login form, signed session cookie, CSRF tokens).
+# Paths that need no token (the studio's own pages are guarded by its session).
+OPEN_PATHS = ("/health", "/")
+# Every 401 says which scheme it wants (RFC 9110 section 11.6.1).
+CHALLENGE = ((b"www-authenticate", b'Bearer realm="branchwork"'),)
+# The studio guards itself (login form, signed session cookie, CSRF tokens); its caller comes
+# from the session cookie, not a bearer header.
 SELF_GUARDED_PREFIXES = ("/studio/",)
 
 
-def token_ok(header: str | None, token: str) -> bool:
-    if not header or not header.lower().startswith("bearer "):
-        return False
-    return hmac.compare_digest(header[7:].strip().encode(), token.encode())
-
-
-async def _send_json(send: Send, status: int, body: dict) -> None:
+async def _send_json(send: Send, status: int, body: dict,
+                     extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     data = orjson.dumps(body)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode())]})
+                            (b"content-length", str(len(data)).encode()), *extra]})
     await send({"type": "http.response.body", "body": data})
 
 
@@ -37,10 +42,37 @@ class GuardMiddleware:
     4xx before it reaches a handler, rather than failing half-way with a 500.
     """
 
-    def __init__(self, app: ASGIApp, *, api_token: str | None, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
         self.app = app
-        self.api_token = api_token
         self.max_body = max_body
+
+    async def _authenticate(self, scope: Scope, path: str, headers: dict[bytes, bytes],
+                            send: Send) -> bool:
+        """Find the caller (``credentials.CALLER`` in the scope); False once it has answered
+        401 (API without a valid token) or 503 (tokens cannot be read). The studio resolves
+        its session here too, and shows its login page when there is none."""
+        state = getattr(scope["app"].state, "server", None)
+        if state is None:
+            await _send_json(send, 503, error_body("starting", "the server is starting"))
+            return False
+        try:
+            if path == "/studio" or path.startswith(SELF_GUARDED_PREFIXES):
+                scope[CALLER] = await credentials.studio_caller(state, headers.get(b"cookie"))
+                return True
+            if path in OPEN_PATHS:
+                return True
+            caller = await credentials.api_caller(state, headers.get(b"authorization"))
+        except (psycopg.OperationalError, PoolTimeout, TimeoutError):
+            # The tokens could not be read, and none were read before.
+            await _send_json(send, 503, error_body(
+                "database_unavailable", "the database is unavailable; retry shortly"))
+            return False
+        if caller is None:
+            await _send_json(send, 401, error_body(
+                "unauthorized", "a valid bearer token is required"), CHALLENGE)
+            return False
+        scope[CALLER] = caller
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,13 +80,12 @@ class GuardMiddleware:
             return
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        if (self.api_token and path not in OPEN_PATHS
-                and not path.startswith(SELF_GUARDED_PREFIXES)):
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            if not token_ok(auth, self.api_token):
-                await _send_json(send, 401, error_body(
-                    "unauthorized", "a valid bearer token is required"))
-                return
+        if not await self._authenticate(scope, path, headers, send):
+            return
+        if not _utf8_path(scope):
+            await _send_json(send, 400, error_body(
+                "invalid_path", "the path is not valid UTF-8 once percent-decoded"))
+            return
         if b"%00" in scope.get("query_string", b"") or "\x00" in path:
             await _send_json(send, 400, error_body("nul_character",
                                                    "NUL characters are not allowed"))
@@ -90,6 +121,13 @@ class GuardMiddleware:
                 "unsupported_media_type", "request bodies must be application/json",
                 {"content_type": headers.get(b"content-type", b"").decode("latin-1")}))
             return
+        if path.startswith("/v1") and too_deep(body, MAX_JSON_DEPTH):
+            # One limit for every body, below what any reader can encode again: a value
+            # stored past it would make every later read of it fail.
+            await _send_json(send, 422, error_body(
+                "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                {"limit": MAX_JSON_DEPTH}))
+            return
         if b"\\u0000" in body and _json_has_nul(body):
             await _send_json(send, 422, error_body(
                 "nul_character", "JSON strings cannot contain NUL (\\u0000) characters"))
@@ -104,6 +142,19 @@ class GuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _utf8_path(scope: Scope) -> bool:
+    """False when the percent-decoded path is not UTF-8: the server would otherwise see
+    U+FFFD in its place, and ``%FF`` and ``%FE`` would name the same key."""
+    raw: bytes | None = scope.get("raw_path")
+    if not raw or b"%" not in raw:
+        return True
+    try:
+        unquote_to_bytes(raw.split(b"?", 1)[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _json_content_type(value: bytes | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     api_token: str | None = Field(default=None, description="Bearer token required when set.")
+    token_cache_seconds: float = Field(
+        default=10.0, gt=0, description="How long a replica answers from its cached access "
+        "tokens before reading them again (creates and revokes reach every replica at once "
+        "by NOTIFY; this bounds a lost one)."
+    )
     lease_seconds: float = Field(default=30.0, gt=0, description="Lease length of a claim.")
     sweep_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often expired leases and timeouts are swept."
@@ -62,9 +68,33 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often workflow timeouts and swept node tasks are "
         "applied."
     )
+    stuck_after_seconds: float | None = Field(
+        default=None, gt=0, description="A running attempt that shows no progress (no context "
+        "call, no send, no KV) this long is shown stuck; tasks and queues may set their own. "
+        "Unset: off."
+    )
+    stuck_action: Literal["mark", "fail"] = Field(
+        default="mark", description="What the server does with a stuck attempt when its task "
+        "and queue say nothing: mark (show it) or fail (fail it as Stuck; retried per policy)."
+    )
+    health_transaction_age_seconds: float = Field(
+        default=300.0, gt=0, description="Queue health: an open transaction older than this "
+        "(anywhere in the database) is reported."
+    )
+    health_dead_tuples: int = Field(
+        default=100_000, gt=0, description="Queue health: more dead tuples than this in tasks "
+        "or task_events is reported."
+    )
     run_services: bool = Field(
         default=True, description="Run background services (lease rescuer, scheduler)."
     )
+
+    def database_session(self) -> dict[str, str]:
+        """Settings the SQL itself reads (``current_setting('branchwork.…')``): the server
+        defaults of the stuck rule, set on every pooled connection."""
+        after = self.stuck_after_seconds
+        return {"branchwork.stuck_after_seconds": "" if after is None else repr(float(after)),
+                "branchwork.stuck_action": self.stuck_action}
 
 
 @lru_cache

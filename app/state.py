@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from psycopg_pool import AsyncConnectionPool
 
 from .engine.caches import KnownQueues, QueueSettingsCache, Sightings
+from .engine.tokens import TokenCache
 from .metrics import Metrics
 from .notifier import Notifier
 from .settings import Settings
@@ -43,6 +44,8 @@ class ServerState:
     notifier: Notifier
     metrics: Metrics
     caches: Caches = field(default_factory=Caches)
+    # The live access tokens, resolved without a round trip per request (engine/tokens.py).
+    tokens: TokenCache = field(init=False)
     services: list[Service] = field(default_factory=list)
     # The studio's per-process object (its change observer and page cache), set by the studio
     # when it is built; typed loosely so that ``app`` never imports ``studio``.
@@ -52,6 +55,9 @@ class ServerState:
     def __post_init__(self) -> None:
         # A queue changed on any replica (or the notifier reconnected): re-read the settings.
         self.notifier.config_listeners.append(self.caches.queue_settings.invalidate)
+        # A token created or revoked on any replica: reload them before the next request.
+        self.tokens = TokenCache(self.pool, self.settings.token_cache_seconds)
+        self.notifier.config_listeners.append(self.tokens.invalidate)
 
     def start_services(self) -> None:
         for service in self.services:

@@ -17,7 +17,7 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict
 
 from ._exceptions import DefinitionError, InvalidArgs
-from ._jsoncheck import json_problem
+from ._jsoncheck import json_problem, lossy_problem
 
 
 class ArgsSpec:
@@ -82,6 +82,11 @@ class ArgsSpec:
                 data = dict(bound.arguments)
             validated = self.model.model_validate(data)
             dumped = validated.model_dump(mode="json")
+            # The JSON dump turns NaN into null and int keys into strings without a word:
+            # refused unless the signature turns them back (``dict[int, X]`` does).
+            problem = lossy_problem(validated.model_dump(), "args")
+            if problem and not self._round_trips(validated, dumped):
+                raise InvalidArgs(self.task_name, problem)
         except TypeError as exc:
             raise InvalidArgs(self.task_name, str(exc)) from exc
         except pydantic.ValidationError as exc:
@@ -92,6 +97,14 @@ class ArgsSpec:
         if problem:
             raise InvalidArgs(self.task_name, problem)
         return dumped
+
+    def _round_trips(self, validated: BaseModel, dumped: Any) -> bool:
+        """Whether the worker, validating the stored JSON, gets back what was sent."""
+        try:
+            again = self.model.model_validate(dumped)
+        except pydantic.ValidationError:
+            return False
+        return bool(again.model_dump() == validated.model_dump())
 
     def _model_data(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if args and kwargs or len(args) > 1:

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from ._exceptions import InvalidValue
+from ._jsoncheck import json_problem
+from .protocol import MAX_JSON_DEPTH
+
 
 class _Unset:
     def __repr__(self) -> str:
@@ -39,6 +43,14 @@ class Call:
     none_on_404: bool = False
     parse: Callable[[Any], Any] = field(default=lambda body: body)
 
+    def __post_init__(self) -> None:
+        # Every body is checked here, before any request: orjson would write NaN as null
+        # and the server would refuse what nests too deep.
+        if self.json is not None:
+            problem = json_problem(self.json, "body", MAX_JSON_DEPTH)
+            if problem:
+                raise InvalidValue(f"{self.method} {self.path}: {problem}")
+
 
 def send_is_safe(body: Mapping[str, Any]) -> bool:
     """A send can be repeated when the server will recognise the repeat as a duplicate."""
@@ -60,7 +72,9 @@ def _segment(text: str) -> str:
 
 
 def _leases(tasks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{"id": t["id"], "lease_token": str(t["lease_token"])} for t in tasks]
+    return [{"id": t["id"], "lease_token": str(t["lease_token"]),
+             **({"idle_seconds": t["idle_seconds"]} if t.get("idle_seconds") is not None
+                else {})} for t in tasks]
 
 
 def health() -> Call:
@@ -133,17 +147,35 @@ def _value(value: str) -> str:
 
 
 def configure_queue(name: str, *, concurrency_limit: int | None = UNSET,
-                    paused: bool | None = None) -> Call:
+                    paused: bool | None = None, stuck_after_seconds: float | None = UNSET,
+                    stuck_action: str | None = UNSET) -> Call:
     body: dict[str, Any] = {}
     if concurrency_limit is not UNSET:
         body["concurrency_limit"] = concurrency_limit
     if paused is not None:
         body["paused"] = paused
+    if stuck_after_seconds is not UNSET:
+        body["stuck_after_seconds"] = stuck_after_seconds
+    if stuck_action is not UNSET:
+        body["stuck_action"] = stuck_action
     return Call("PUT", f"/v1/queues/{_segment(name)}", json=body, safe=True)
 
 
 def list_queues() -> Call:
     return Call("GET", "/v1/queues", safe=True, parse=lambda body: body["queues"])
+
+
+def list_task_definitions() -> Call:
+    return Call("GET", "/v1/task-definitions", safe=True, parse=lambda body: body["definitions"])
+
+
+def queue_throughput() -> Call:
+    return Call("GET", "/v1/queues/throughput", safe=True)
+
+
+def purge_queue(name: str) -> Call:
+    # Safe: a repeat cancels what was queued since, which is what a purge means anyway.
+    return Call("POST", f"/v1/queues/{_segment(name)}/purge", safe=True)
 
 
 def register_worker(worker_id: str, *, queues: Sequence[str] = (),
@@ -286,3 +318,19 @@ def list_roots(with_children: bool = False, cursor: int | None = None,
     if cursor is not None:
         params["cursor"] = cursor
     return Call("GET", "/v1/trees", params=params, safe=True)
+
+
+def create_token(name: str, role: str, *, queues: Sequence[str] = (),
+                 names: Sequence[str] = ()) -> Call:
+    # Not safe to repeat: a second create of the name is refused (token_exists).
+    return Call("POST", "/v1/tokens",
+                json={"name": name, "role": role, "queues": list(queues), "names": list(names)})
+
+
+def list_tokens(include_revoked: bool = False) -> Call:
+    return Call("GET", "/v1/tokens", params={"all": str(include_revoked).lower()}, safe=True,
+                parse=lambda body: body["tokens"])
+
+
+def revoke_token(name: str) -> Call:
+    return Call("POST", f"/v1/tokens/{_segment(name)}/revoke")

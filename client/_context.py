@@ -42,6 +42,9 @@ class TaskContext:
     # children, through ``branchwork.waiting()``) and False when it stops, so the worker can
     # lend the task's slot meanwhile. None: nobody listens (see ``_waiting.py``).
     on_waiting: Callable[[bool], None] | None = field(default=None, repr=False)
+    # Set by the worker runtime: stamps this attempt's progress (a shared-memory write; see
+    # ``branchwork.worker.progress``). Every call into Branchwork from the task calls it.
+    on_progress: Callable[[], None] | None = field(default=None, repr=False)
     _spawned: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -69,20 +72,38 @@ class TaskContext:
         A retried parent sending the same children in the same order gets the existing
         children back as duplicates instead of new copies.
         """
+        self.progress()
         with self._lock:
             key = str(self._spawned)
             self._spawned += 1
             return key
 
+    def progress(self) -> None:
+        """Say "still working": an attempt silent past its ``stuck_after`` is shown stuck.
+        Any call into Branchwork (``get_context()``, a send, the KV store) says it too."""
+        if self.on_progress is not None:
+            self.on_progress()
+
     def raise_if_cancelled(self) -> None:
         """Raise ``TaskCancelled`` when cancellation was requested: a cheap check for loops."""
+        self.progress()
         if self.cancel_requested.is_set():
             raise TaskCancelled(self.task_id, message=f"task {self.task_id}: cancel requested")
 
 
 def get_context() -> TaskContext | None:
-    """The context of the task running here, or None outside a task."""
-    return current_task.get()
+    """The context of the task running here, or None outside a task. Counts as progress."""
+    ctx = current_task.get()
+    if ctx is not None and ctx.on_progress is not None:
+        ctx.on_progress()
+    return ctx
+
+
+def mark_progress() -> None:
+    """A call into Branchwork from inside a task (any request of a client): progress."""
+    ctx = current_task.get()
+    if ctx is not None and ctx.on_progress is not None:
+        ctx.on_progress()
 
 
 def set_context(ctx: TaskContext | None) -> Token[TaskContext | None]:

@@ -69,13 +69,30 @@ class Endpoints:
 
     # -- queues and workers --------------------------------------------------------------
     def configure_queue(self, name: str, *, concurrency_limit: int | None = UNSET,
-                        paused: bool | None = None) -> Any:
-        """PUT /v1/queues/{name}; ``concurrency_limit=None`` removes a limit, omitted keeps it."""
+                        paused: bool | None = None, stuck_after_seconds: float | None = UNSET,
+                        stuck_action: str | None = UNSET) -> Any:
+        """PUT /v1/queues/{name}; ``concurrency_limit=None`` removes a limit, omitted keeps it;
+        the same for the queue's stuck rule (``stuck_after_seconds``, ``stuck_action``)."""
         return self.execute(calls.configure_queue(name, concurrency_limit=concurrency_limit,
-                                                  paused=paused))
+                                                  paused=paused,
+                                                  stuck_after_seconds=stuck_after_seconds,
+                                                  stuck_action=stuck_action))
 
     def list_queues(self) -> Any:
         return self.execute(calls.list_queues())
+
+    def list_task_definitions(self) -> Any:
+        """GET /v1/task-definitions → ``[{name, queue, defaults, args_schema, updated_at}]``."""
+        return self.execute(calls.list_task_definitions())
+
+    def queue_throughput(self) -> Any:
+        """GET /v1/queues/throughput → ``{"minutes": 60, "queues": {name: {"succeeded": [...],
+        "failed": [...]}}}``: finishes per minute of the last hour, oldest minute first."""
+        return self.execute(calls.queue_throughput())
+
+    def purge_queue(self, name: str) -> Any:
+        """POST /v1/queues/{name}/purge: cancel its queued tasks → ``{"queue", "purged"}``."""
+        return self.execute(calls.purge_queue(name))
 
     def register_worker(self, worker_id: str, *, queues: Sequence[str] = (),
                         info: Mapping[str, Any] | None = None,
@@ -98,7 +115,8 @@ class Endpoints:
                                         limit=limit, wait_seconds=wait_seconds))
 
     def heartbeat(self, worker_id: str, tasks: Sequence[Mapping[str, Any]]) -> Any:
-        """POST /v1/heartbeat with ``[{id, lease_token}]`` → ``{tasks, cancel, lost, ...}``."""
+        """POST /v1/heartbeat with ``[{id, lease_token, idle_seconds?}]`` → ``{tasks, cancel,
+        lost, ...}``; ``idle_seconds``: since the attempt last showed progress."""
         return self.execute(calls.heartbeat(worker_id, tasks))
 
     def report(self, worker_id: str | None, results: Sequence[Mapping[str, Any]]) -> Any:
@@ -107,3 +125,17 @@ class Endpoints:
 
     def release(self, worker_id: str, tasks: Sequence[Mapping[str, Any]]) -> Any:
         return self.execute(calls.release(worker_id, tasks))
+
+    # -- access tokens (admin) -----------------------------------------------------------
+    def create_token(self, name: str, role: str, *, queues: Sequence[str] = (),
+                     names: Sequence[str] = ()) -> Any:
+        """POST /v1/tokens → the token's row with ``token``, its secret (shown only now)."""
+        return self.execute(calls.create_token(name, role, queues=queues, names=names))
+
+    def list_tokens(self, include_revoked: bool = False) -> Any:
+        """GET /v1/tokens → the tokens (never their secrets), live ones unless asked."""
+        return self.execute(calls.list_tokens(include_revoked))
+
+    def revoke_token(self, name: str) -> Any:
+        """POST /v1/tokens/{name}/revoke → the revoked token's row."""
+        return self.execute(calls.revoke_token(name))

@@ -5,6 +5,8 @@
     BranchworkError
     ├── DefinitionError          a task definition is wrong (duplicate name, bad cron, bad option)
     ├── InvalidArgs              arguments did not validate; raised by .send() before any request
+    ├── InvalidValue             a value the server cannot store (NaN, a non-string key, nested
+    │                            too deep...); raised before any request
     ├── ResultNotSerializable    a task returned something that is not JSON-able
     ├── TransportError           the server could not be reached (after the client's retries)
     ├── ApiError                 the server answered 4xx/5xx: .status .code .message .details
@@ -46,6 +48,11 @@ class InvalidArgs(BranchworkError, ValueError):
         self.task_name = task_name
         self.errors = errors
         super().__init__(f"invalid arguments for task {task_name!r}: {errors}")
+
+
+class InvalidValue(BranchworkError, ValueError):
+    """A request would carry JSON the server cannot store (NaN or infinity, a non-string
+    key, an integer beyond 64 bits, NUL, nesting past ``MAX_JSON_DEPTH``); nothing was sent."""
 
 
 class ResultNotSerializable(BranchworkError, TypeError):

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from ._calls import Call
+from ._context import mark_progress
 from ._endpoints import Endpoints
 from ._exceptions import ApiError, TransportError, api_error
 from ._flow import Flow, Once, Send, Sleep, Step, T
@@ -49,6 +50,7 @@ class _Base(Endpoints):
         return headers
 
     def _request_kwargs(self, call: Call) -> dict[str, Any]:
+        mark_progress()  # a request from inside a task (send, KV, ...) shows it is alive
         kwargs: dict[str, Any] = {}
         if call.json is not None:
             kwargs["content"] = orjson.dumps(call.json)

@@ -15,6 +15,7 @@ RetryBackoff = float | int | str | Callable[[int], float] | None
 
 # Options accepted by with_config(); the first group also by @registry.task.
 SEND_OPTIONS = frozenset({"queue", "priority", "max_retries", "timeout_seconds",
+                          "stuck_after_seconds", "stuck_action",
                           "idempotency_key", "delay", "run_at", "spawn_key", "parent_id"})
 
 
@@ -70,6 +71,13 @@ def check_options(options: Mapping[str, Any], error: Callable[[str], Exception])
     t = options.get("timeout_seconds")
     if t is not None:
         _check(is_seconds(t) and t > 0, f"timeout_seconds must be > 0, not {t!r}", error)
+    s = options.get("stuck_after_seconds")
+    if s is not None:
+        _check(is_seconds(s) and s > 0, f"stuck_after_seconds must be > 0, not {s!r}", error)
+    a = options.get("stuck_action")
+    if a is not None:
+        _check(a in protocol.STUCK_ACTIONS,
+               f"stuck_action must be one of {list(protocol.STUCK_ACTIONS)}, not {a!r}", error)
     d = options.get("delay")
     if d is not None:
         seconds = d.total_seconds() if isinstance(d, timedelta) else d

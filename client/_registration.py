@@ -7,11 +7,15 @@ sits below them and imports none of them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _calls as calls
+from ._exceptions import ApiError
 from ._flow import Flow
+
+log = logging.getLogger("branchwork.worker")
 
 
 def task_registration(d: Any) -> dict[str, Any]:
@@ -24,6 +28,7 @@ def task_registration(d: Any) -> dict[str, Any]:
     defaults: dict[str, Any] = {"priority": d.priority, "max_retries": d.max_retries}
     if d.timeout_seconds is not None:
         defaults["timeout_seconds"] = d.timeout_seconds
+    defaults.update(d.stuck_options())
     defaults.update(d.backoff_options())
     if d.cron is not None:
         defaults["cron"] = d.cron
@@ -79,5 +84,31 @@ def worker_registration(registry: Any, worker_id: str, *, queues: Sequence[str],
     limits, the workflows, the schedules."""
     yield calls.register_worker(worker_id, queues=queues, info=info,
                                 tasks=registry.registrations())
-    yield from queue_settings(registry)
-    yield from workflows_and_schedules(registry)
+    yield from _past_forbidden(queue_settings(registry))
+    yield from _past_forbidden(workflows_and_schedules(registry))
+
+
+def _past_forbidden(flow: Flow[None]) -> Flow[None]:
+    """``flow``, going on past each step the server refuses with ``403 forbidden``: a worker
+    whose token is limited to some queues may run the whole app's registry, and the queue
+    limits, workflows and schedules outside its queues are another token's to declare."""
+    try:
+        step = next(flow)
+    except StopIteration:
+        return
+    while True:
+        try:
+            value = yield step
+        except ApiError as exc:
+            if exc.status != 403:
+                try:
+                    step = flow.throw(exc)
+                except StopIteration:
+                    return
+                continue
+            log.warning("not registered, outside this worker token's queues: %s", exc.message)
+            value = None
+        try:
+            step = flow.send(value)
+        except StopIteration:
+            return

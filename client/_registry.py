@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from ._exceptions import DefinitionError
 from ._http import AsyncClient, Client
@@ -12,6 +12,8 @@ from ._options import Queue, RetryBackoff
 from ._registration import queue_settings
 from ._task import TaskDefinition
 from ._workflow import Workflow
+
+V = TypeVar("V")
 
 
 class Registry:
@@ -43,7 +45,8 @@ class Registry:
              retry_delay_seconds: float | None = None,
              retry_max_delay_seconds: float | None = None,
              on_error: Callable[..., Any] | None = None,
-             cron: str | None = None) -> Callable[[Callable[..., Any]], TaskDefinition]: ...
+             cron: str | None = None, stuck_after_seconds: float | None = None,
+             stuck_action: str | None = None) -> Callable[[Callable[..., Any]], TaskDefinition]: ...
 
     def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """Register a function as a task: ``@reg.task`` or ``@reg.task(queue=..., ...)``."""
@@ -80,10 +83,7 @@ class Registry:
     @property
     def workflows(self) -> dict[str, Workflow]:
         """Every workflow this registry sees (its own and included ones), by name."""
-        merged: dict[str, Workflow] = {}
-        for reg in reversed(self._all_registries()):
-            merged.update(reg._workflows)
-        return merged
+        return self._merged(lambda reg: reg._workflows)
 
     def add_registry(self, other: Registry) -> None:
         """Include ``other``'s tasks, now and later. Clashing names raise ``DefinitionError``."""
@@ -128,6 +128,13 @@ class Registry:
     def _all_registries(self) -> list[Registry]:
         return self._reachable(lambda reg: reg._included)
 
+    def _merged(self, table: Callable[[Registry], dict[str, V]]) -> dict[str, V]:
+        """One fresh dict of ``table`` over this registry and all it includes (its own win)."""
+        merged: dict[str, V] = {}
+        for reg in reversed(self._all_registries()):
+            merged.update(table(reg))
+        return merged
+
     def _reachable(self, edges: Callable[[Registry], Iterable[Registry]]) -> list[Registry]:
         """This registry and every one reached through ``edges``, each once."""
         out: list[Registry] = []
@@ -143,10 +150,7 @@ class Registry:
     @property
     def tasks(self) -> dict[str, TaskDefinition]:
         """Every task this registry sees (its own and included ones), by name; a fresh dict."""
-        merged: dict[str, TaskDefinition] = {}
-        for reg in reversed(self._all_registries()):
-            merged.update(reg._own)
-        return merged
+        return self._merged(lambda reg: reg._own)
 
     def get(self, name: str) -> TaskDefinition | None:
         return self.tasks.get(name)

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from . import protocol
 from ._args import ArgsSpec
 from ._exceptions import ResultNotSerializable
-from ._jsoncheck import json_problem
+from ._jsoncheck import json_problem, lossy_problem
 from ._options import Backoff
 
 log = logging.getLogger("branchwork.client")
@@ -47,13 +47,17 @@ class TaskRunner:
         otherwise, so the worker can fail the attempt with a clear message."""
         try:
             if isinstance(value, BaseModel):
+                # Looked at before the JSON dump, which turns NaN into null and int keys
+                # into strings without a word.
+                problem: str | None = lossy_problem(value.model_dump(), "result")
                 data = value.model_dump(mode="json")
             else:
+                problem = lossy_problem(value, "result")
                 data = pydantic_core.to_jsonable_python(value)
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
-            problem: str | None = str(exc)
+            problem = str(exc)
         else:
-            problem = json_problem(data, "result")
+            problem = problem or json_problem(data, "result")
             if problem is None:
                 return data
         raise ResultNotSerializable(f"task {self.name!r} returned a {type(value).__name__}, "

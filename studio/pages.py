@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from ..app.errors import ApiError
+from ..app.read.health import Thresholds
 from ..protocol import KEY_MAX, MAX_TASK_ID, TASK_STATUSES, TaskStatus
 from . import views
-from .web import Missing, View, parse_time, view
+from .web import Missing, View, guard, page, parse_time, pool, router, settings, studio, view
 
 TaskId = Annotated[int, Path(ge=1, le=MAX_TASK_ID)]
 Cursor = Annotated[int | None, Query(ge=1, le=MAX_TASK_ID)]
@@ -107,3 +108,12 @@ async def run(v: View, run_id: TaskId) -> dict[str, Any]:
     if data is None:
         raise Missing(f"workflow run {run_id}")
     return data
+
+
+@router.get("/partials/health")
+async def health_banner(request: Request) -> Response:
+    """The queue health banner every page loads (empty while healthy)."""
+    guard(request)
+    health = await views.queue_health(pool(request), studio(request).cache,
+                                      Thresholds.of(settings(request)))
+    return page(request, "partials/health.html", {"health": health})

@@ -14,6 +14,8 @@ import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
+from .._humanize import ago
+
 STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -33,26 +35,6 @@ def ts(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + " UTC"
-
-
-def ago(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    seconds = (datetime.now(UTC) - value).total_seconds()
-    future = seconds < 0
-    seconds = abs(seconds)
-    if seconds < 1:
-        text = "now"
-        return text
-    if seconds < 60:
-        text = f"{int(seconds)}s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)}m"
-    elif seconds < 86400:
-        text = f"{int(seconds // 3600)}h"
-    else:
-        text = f"{int(seconds // 86400)}d"
-    return f"in {text}" if future else f"{text} ago"
 
 
 def duration(start: datetime | None, end: datetime | None = None) -> str:

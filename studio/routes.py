@@ -14,6 +14,7 @@ import orjson
 from fastapi import HTTPException, Path, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from ..app import credentials
 from ..app.errors import ApiError
 from . import actions, assets, auth, pages
 from .web import (
@@ -27,7 +28,7 @@ from .web import (
     page,
     router,
     safe_next,
-    settings,
+    server,
     studio,
 )
 
@@ -43,18 +44,25 @@ async def login_form(request: Request, next: str = "/studio") -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    token = settings(request).api_token
+    state = server(request)
     data = await form(request)
     next_path = safe_next(data.get("next", "/studio"))
     if not auth.same_origin(request):
         raise ApiError(403, "csrf_failed", "cross-site login refused")
-    if token is None:
+    if not await credentials.auth_on(state):
         return RedirectResponse(next_path, status_code=303)
-    if not auth.token_matches(token, data.get("token", "")):
+    who = await credentials.token_caller(state, data.get("token", ""))
+    if who is None or who.role not in ("admin", "viewer"):
+        error = ("That token is not valid." if who is None else
+                 f"A {who.role} token cannot open the studio (admin or viewer tokens can).")
+        return page(request, "login.html", {"next": next_path, "nav": "", "error": error},
+                    401 if who is None else 403)
+    session = await credentials.session_for(state, who)
+    if session is None:  # revoked between the two lookups
         return page(request, "login.html", {"next": next_path, "nav": "",
                                             "error": "That token is not valid."}, 401)
     response = RedirectResponse(next_path, status_code=303, headers=SECURITY_HEADERS)
-    auth.set_session(response, request, token)
+    auth.set_session(response, request, session)
     return response
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from ..app.read import health as health_read
 from ..app.read import kv as kv_read
 from ..app.read import overview as overview_read
 from ..app.read import queues as queue_read
@@ -33,6 +34,20 @@ RUNS_PER_PAGE = 50
 KEYS_PER_PAGE = 100
 LIST_LIMIT = 1000  # definitions, schedules: small tables, bounded all the same
 CHANNEL_SHOWN = 1000
+# Stuck marks and queue health change with time alone, not with a change the observer sees:
+# cached results of those loaders are kept at most this long.
+TIMELY_SECONDS = 5.0
+
+
+def _tick() -> int:
+    return int(time.monotonic() // TIMELY_SECONDS)
+
+
+async def queue_health(pool: AsyncConnectionPool, cache: VersionCache,
+                       limits: health_read.Thresholds) -> dict[str, Any]:
+    """The studio banner's report (``app/read/health.py``), at most one query per interval."""
+    return await cache.get(("health", limits, _tick()),
+                           lambda: health_read.queue_health(pool, limits))
 
 
 async def overview(pool: AsyncConnectionPool, cache: VersionCache,
@@ -67,12 +82,12 @@ async def task_list(pool: AsyncConnectionPool, cache: VersionCache, *, status: s
         page = await task_read.list_tasks(pool, filters, cursor=cursor, limit=TASKS_PER_PAGE,
                                           brief=True)
         return {"tasks": page.items, "next_cursor": page.next_cursor}
-    return await cache.get(("tasks", filters, cursor), load)
+    return await cache.get(("tasks", filters, cursor, _tick()), load)
 
 
 async def task_detail(pool: AsyncConnectionPool, cache: VersionCache,
                       task_id: int) -> dict[str, Any] | None:
-    return await cache.get(("task", task_id), lambda: _task_detail(pool, task_id))
+    return await cache.get(("task", task_id, _tick()), lambda: _task_detail(pool, task_id))
 
 
 async def _task_detail(pool: AsyncConnectionPool, task_id: int) -> dict[str, Any] | None:

@@ -19,6 +19,8 @@ from fastapi import APIRouter, Request
 from psycopg_pool import AsyncConnectionPool
 from starlette.responses import RedirectResponse, Response
 
+from ..app.credentials import CALLER
+from ..app.engine.tokens import Caller
 from ..app.errors import ApiError
 from ..app.settings import Settings
 from ..app.state import ServerState
@@ -81,8 +83,14 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+def caller(request: Request) -> Caller | None:
+    """Who this is (from the session, found by the server's middleware); what the caller may
+    call at all is checked before the route runs (``app/access.py``: viewers only read)."""
+    return request.scope.get(CALLER)
+
+
 def guard(request: Request) -> None:
-    if not auth.is_authenticated(request, settings(request).api_token):
+    if caller(request) is None:
         raise LoginRequired
 
 
@@ -101,7 +109,10 @@ def page(request: Request, template: str, context: dict[str, Any],
          status_code: int = 200) -> Response:
     """Render with the common context; sets the CSRF cookie on first visit."""
     token, new = auth.csrf_token(request)
-    ctx = {"csrf": token, "auth_enabled": settings(request).api_token is not None,
+    who = caller(request)
+    ctx = {"csrf": token, "auth_enabled": who is not None and who.authenticated,
+           # A viewer's studio is read-only: no action buttons (and their POSTs are refused).
+           "can_act": who is not None and who.is_admin,
            "path": request.url.path, "version": studio(request).observer.version, **context}
     response = render(template, ctx, status_code, SECURITY_HEADERS)
     if new:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
+
+import worker_helpers
 
 
 def claim(api: httpx.Client, queue: str = "default", limit: int = 10,
@@ -67,11 +68,5 @@ def directive(api: httpx.Client, current: dict[str, Any], **body: Any) -> httpx.
 
 
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
+    """The worker tests' poll (``worker_helpers.wait_for``) at this module's pace."""
+    return worker_helpers.wait_for(predicate, timeout, interval)

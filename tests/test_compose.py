@@ -3,6 +3,7 @@ so the file is parsed and its wiring checked)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,15 +60,64 @@ def test_worker_runs_the_example_registry_against_the_server() -> None:
     assert url.hostname == "server" and url.port == 8000
 
 
-def test_images_are_built_from_the_dockerfile() -> None:
+def test_the_image_is_built_once_and_shared() -> None:
+    """One service builds the image, the other runs it by its tag (issue 12: compose built
+    the same image twice)."""
     services = compose()["services"]
-    assert services["server"]["build"] == "." and services["worker"]["build"] == "."
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert dockerfile.startswith("#") and "FROM python:3.11" in dockerfile
+    builders = [name for name, svc in services.items() if "build" in svc]
+    assert builders == ["server"]
+    assert services["server"]["build"] == "."
+    assert services["worker"]["image"] == services["server"]["image"]
+    assert services["worker"].get("pull_policy") == "never"
+
+
+def _instructions() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_dependencies_are_installed_before_the_source_is_copied() -> None:
+    """A code change must not reinstall every dependency: the layer that installs them comes
+    before any source folder is copied, and sees only pyproject.toml."""
+    steps = _instructions()
+    assert steps[0].startswith("FROM python:3.11")
+    deps = next(i for i, s in enumerate(steps) if s.startswith("RUN") and "pip install -r" in s)
+    copies_before = [s for s in steps[:deps] if s.startswith("COPY")]
+    assert copies_before == ["COPY pyproject.toml ./"]
     for folder in ("app", "client", "worker", "studio", "alembic"):
-        assert f"COPY {folder} ./{folder}" in dockerfile
-        assert (ROOT / folder).is_dir()
-    assert "pip install ." in dockerfile and "EXPOSE 8000" in dockerfile
+        at = steps.index(f"COPY {folder} ./{folder}")
+        assert at > deps and (ROOT / folder).is_dir()
+    source = next(i for i, s in enumerate(steps) if s.startswith("RUN") and "--no-deps" in s)
+    assert source > steps.index("COPY alembic ./alembic")
+    assert "EXPOSE 8000" in steps
+
+
+def test_the_dependency_list_of_the_image_is_the_projects() -> None:
+    """The Dockerfile's one-liner that lists the dependencies, run here: it yields the base
+    and server dependencies of pyproject.toml."""
+    import subprocess
+    import sys
+    import tomllib
+
+    run = next(s for s in _instructions() if "pip install -r" in s)
+    code = re.search(r'python -c "(.*?)"\s*>', run).group(1)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert [line for line in out if line] == (project["dependencies"]
+                                              + project["optional-dependencies"]["server"])
+    assert "click>=8.1" in out and "fastapi>=0.115" in out
+
+
+def test_dockerignore_keeps_environments_and_caches_out_of_the_context() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".venv", ".git", "**/__pycache__", ".pytest_cache", ".ruff_cache"} <= ignored
+    # ...and nothing the image copies is ignored.
+    copied = {s.split()[1] for s in _instructions() if s.startswith("COPY")}
+    assert not copied & ignored, copied & ignored
 
 
 def test_the_worker_command_of_the_compose_file_runs(make_server) -> None:

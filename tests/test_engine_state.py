@@ -5,15 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from branchwork.app.engine.errors import (
-    AlreadyRecorded,
-    Conflict,
-    DomainError,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    StaleLease,
-)
+from branchwork.app.engine import errors
 from branchwork.app.errors import status_of
 from branchwork.app.metrics import Metrics
 from branchwork.app.read.paging import page_of
@@ -62,15 +54,15 @@ def test_a_full_page_points_past_its_last_row_and_a_short_one_ends() -> None:
 
 
 def test_each_domain_error_has_its_status() -> None:
-    assert status_of(NotFound.of("task", 1)) == 404
-    assert status_of(InvalidInput("x", code="unknown_parent")) == 422
-    assert status_of(Conflict("x", code="already_finished")) == 409
-    assert status_of(StaleLease("x")) == 409
-    assert status_of(AlreadyRecorded("x")) == 409
-    assert status_of(PayloadTooLarge("x", code="batch_too_large")) == 413
+    assert status_of(errors.NotFound.of("task", 1)) == 404
+    assert status_of(errors.InvalidInput("x", code="unknown_parent")) == 422
+    assert status_of(errors.Conflict("x", code="already_finished")) == 409
+    assert status_of(errors.StaleLease("x")) == 409
+    assert status_of(errors.AlreadyRecorded("x")) == 409
+    assert status_of(errors.PayloadTooLarge("x", code="batch_too_large")) == 413
 
-    class Unlisted(Conflict):
+    class Unlisted(errors.Conflict):
         pass
 
     assert status_of(Unlisted("x")) == 409  # a subclass takes its base's status
-    assert status_of(DomainError("x")) == 400
+    assert status_of(errors.DomainError("x")) == 400

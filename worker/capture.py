@@ -93,12 +93,18 @@ class _Redirect(io.TextIOBase):
         return getattr(self.original, "encoding", "utf-8")
 
 
+# The client's own loggers: a task that sends tasks or uses KV makes HTTP requests, and
+# their lines are the worker's business, not the task's output.
+CLIENT_LOGGERS = ("httpx", "httpcore")
+
+
 class _TaskLogHandler(logging.Handler):
-    """Copies log records emitted inside a task into its buffer."""
+    """Copies log records emitted inside a task into its buffer (the task's own records:
+    not those of the HTTP client it uses)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         buffer = current_output.get()
-        if buffer is None:
+        if buffer is None or record.name.partition(".")[0] in CLIENT_LOGGERS:
             return
         try:
             buffer.write(self.format(record) + "\n")

@@ -35,11 +35,13 @@ def main() -> None:
     parser.add_argument("--spec", required=True)
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--progress-fd", type=int, default=None)
     args = parser.parse_args()
-    child_main(args.spec, Connection(args.fd), args.parent)
+    child_main(args.spec, Connection(args.fd), args.parent, args.progress_fd)
 
 
-def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
+def child_main(spec: str, conn: Connection, parent_pid: int,
+               progress_fd: int | None = None) -> None:
     # Stopping is the worker's decision: a Ctrl-C or SIGTERM sent to the whole process group
     # must not kill a task the worker means to let finish within its grace period.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -53,6 +55,9 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
     from . import capture
     from .attempt import run_sync
     from .loading import load_registry
+    from .progress import inherited
+
+    board = inherited(progress_fd)
 
     capture.install()
     registry = load_registry(spec)
@@ -108,6 +113,10 @@ def child_main(spec: str, conn: Connection, parent_pid: int) -> None:
         ctx = TaskContext.from_claim(job["task"], job["worker_id"])
         # branchwork.waiting() tells the worker, which lends this task's slot meanwhile.
         ctx.on_waiting = lambda flag, task_id=ctx.task_id: send(("waiting", task_id, flag))
+        slot = job.get("progress_slot")
+        if board is not None and slot is not None:
+            ctx.on_progress = lambda slot=slot: board.mark(slot)
+            ctx.progress()  # starting counts: the wait for a free process is not the task's
         with lock:
             current["ctx"] = ctx
             if ctx.task_id in cancelled:

@@ -1,11 +1,14 @@
-"""``branchwork run-worker module:registry``: options and the entry point."""
+"""``branchwork run-worker module:registry``: options, logging, ``--reload``, the entry point."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
+import subprocess
 import sys
+from collections.abc import Sequence
 
 from branchwork.protocol import MAX_CLAIM_LIMIT, check_queue_selector
 
@@ -65,6 +68,15 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="captured output kept per attempt, in characters (default 65536)")
     parser.add_argument("--url", default=None,
                         help="server URL (default $BRANCHWORK_URL or http://127.0.0.1:8000)")
+    parser.add_argument("--log-level", default="info", type=str.lower,
+                        choices=("critical", "error", "warning", "info", "debug"),
+                        help="least severe worker log lines printed: 'info' (default) shows a "
+                             "line per finished task, 'warning' only failures and problems")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="same as --log-level debug")
+    parser.add_argument("--reload", action="store_true",
+                        help="development: restart the worker when a .py file under the "
+                             "current directory changes (watchfiles)")
 
 
 def options_from_args(args: argparse.Namespace) -> WorkerOptions:
@@ -77,9 +89,83 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
         wait_seconds=args.wait_seconds, log_limit=args.log_limit)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="branchwork run-worker",
+        description="Run a Python worker: claims the registry's tasks and runs them.")
+    add_worker_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``branchwork run-worker ARGS``: parse, set up logging, run (or watch with --reload)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    setup_logging("debug" if args.verbose else args.log_level)
+    if args.reload:
+        return run_with_reload([a for a in argv if a != "--reload"], args.grace_period)
+    return run_worker_command(args)
+
+
+def setup_logging(level: str) -> None:
+    """Worker lines to stderr at ``level``. The root logger stays at INFO or lower so that a
+    task's own log records still reach its captured logs (``capture``); the stderr handler
+    is what filters."""
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    root = logging.getLogger()
+    chosen = getattr(logging, level.upper())
+    for handler in root.handlers:
+        handler.setLevel(chosen)
+    root.setLevel(min(chosen, logging.INFO))
+    # The client's one line per HTTP request is noise in the worker's log and in task logs.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(chosen, logging.WARNING))
+
+
+def run_with_reload(argv: list[str], grace: float) -> int:
+    """Run the worker in a child process and restart it when a .py file changes.
+
+    The child runs in its own session: a Ctrl-C at the terminal reaches only this process,
+    which hands the child one SIGINT (its graceful stop) instead of two (its "exit now")."""
+    import watchfiles
+
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    command = [sys.executable, "-m", "branchwork.cli", "run-worker", *argv]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, start_new_session=True)
+
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(grace + 5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    log.info("--reload: watching %s for changes to .py files", os.getcwd())
+    proc = start()
+    try:
+        for changes in watchfiles.watch(os.getcwd(), watch_filter=watchfiles.PythonFilter(),
+                                        raise_interrupt=True):
+            names = ", ".join(sorted({os.path.relpath(path) for _, path in changes}))
+            log.info("--reload: %s changed; restarting the worker", names)
+            stop(proc)
+            proc = start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(proc)
+    return 0
+
+
 def run_worker_command(args: argparse.Namespace) -> int:
     options = options_from_args(args)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     # Tasks that send tasks, and child processes, talk to the same server as the worker.
     os.environ["BRANCHWORK_URL"] = options.url
     try:

@@ -8,6 +8,9 @@ line by line on its stdin, which leases it holds:
 
     {"add": [[id, lease_token], ...]}   {"remove": [id, ...]}   {"stop": true}
 
+With ``--progress-fd`` (the worker's progress board, ``progress.py``) each lease it sends
+carries ``idle_seconds``, how long its attempt has not shown progress.
+
 It heartbeats all of them every ``lease_seconds / 3`` and writes what it learns to stdout, one
 JSON object per line: ``{"lease_seconds": 30.0}``, ``{"cancel": [ids]}``, ``{"lost": [ids]}``.
 It speaks ``/v1/heartbeat`` through the client's ``Client.heartbeat`` (the same call and error
@@ -30,6 +33,8 @@ from typing import Any
 
 from branchwork import ApiError, BranchworkError, Client
 from branchwork.protocol import MAX_LEASES_PER_CALL
+
+from .progress import ProgressBoard, inherited
 
 MIN_INTERVAL = 0.2
 MAX_INTERVAL = 10.0
@@ -55,9 +60,10 @@ class Leases:
             self.stop = True
             self.wake.set()
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self, idle: dict[int, float]) -> list[dict[str, Any]]:
         with self.lock:
-            return [{"id": i, "lease_token": t} for i, t in self.items.items()]
+            return [{"id": i, "lease_token": t, "idle_seconds": idle.get(i)}
+                    for i, t in self.items.items()]
 
     def drop(self, ids: list[int]) -> None:
         with self.lock:
@@ -79,9 +85,11 @@ def _emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _beat(client: Client, worker_id: str, leases: Leases, interval: float) -> float:
-    """Heartbeat every held lease (in chunks the server takes) → the next interval."""
-    held = leases.snapshot()
+def _beat(client: Client, worker_id: str, leases: Leases, interval: float,
+          board: ProgressBoard | None = None) -> float:
+    """Heartbeat every held lease (in chunks the server takes) → the next interval. With the
+    worker's progress board, each lease carries how long its attempt has been idle."""
+    held = leases.snapshot(board.idle() if board is not None else {})
     # The server takes a bounded number of leases per heartbeat; an empty one says "alive".
     for start in range(0, max(len(held), 1), MAX_LEASES_PER_CALL):
         try:
@@ -104,7 +112,8 @@ def _beat(client: Client, worker_id: str, leases: Leases, interval: float) -> fl
     return interval
 
 
-def run(url: str, worker_id: str, token: str | None) -> None:
+def run(url: str, worker_id: str, token: str | None,
+        board: ProgressBoard | None = None) -> None:
     leases = Leases()
     threading.Thread(target=_read_commands, args=(leases,), daemon=True).start()
     interval = 1.0
@@ -112,7 +121,7 @@ def run(url: str, worker_id: str, token: str | None) -> None:
     with Client(url, token, timeout=10.0, retries=0) as client:
         while not leases.stop:
             started = time.monotonic()
-            interval = _beat(client, worker_id, leases, interval)
+            interval = _beat(client, worker_id, leases, interval, board)
             leases.wake.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
@@ -123,8 +132,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="branchwork heartbeat process")
     parser.add_argument("--url", required=True)
     parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--progress-fd", type=int, default=None)
     args = parser.parse_args()
-    run(args.url, args.worker_id, os.environ.get("BRANCHWORK_API_TOKEN") or None)
+    run(args.url, args.worker_id, os.environ.get("BRANCHWORK_API_TOKEN") or None,
+        inherited(args.progress_fd))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,14 @@ class LeaseKeeper:
     """
 
     def __init__(self, url: str, worker_id: str, *, on_cancel: Callable[[list[int]], None],
-                 on_lost: Callable[[list[int]], None], env: dict[str, str] | None = None) -> None:
+                 on_lost: Callable[[list[int]], None], env: dict[str, str] | None = None,
+                 progress_fd: int | None = None) -> None:
         self.url = url
         self.worker_id = worker_id
         self.on_cancel = on_cancel
         self.on_lost = on_lost
         self.env = env
+        self.progress_fd = progress_fd
         self.held: dict[int, str] = {}
         self.lease_seconds: float | None = None
         self.ready = asyncio.Event()
@@ -45,10 +47,13 @@ class LeaseKeeper:
 
     async def _supervise(self) -> None:
         while not self._stopping:
+            board = ([] if self.progress_fd is None
+                     else ["--progress-fd", str(self.progress_fd)])
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "branchwork.worker.heartbeat",
-                "--url", self.url, "--worker-id", self.worker_id,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=self.env)
+                "--url", self.url, "--worker-id", self.worker_id, *board,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=self.env,
+                pass_fds=[] if self.progress_fd is None else [self.progress_fd])
             if self.held:
                 self._write({"add": [[i, t] for i, t in self.held.items()]})
             assert self._proc.stdout is not None

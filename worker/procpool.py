@@ -41,8 +41,9 @@ class Child:
 
 
 class ProcessPool:
-    def __init__(self, spec: str, size: int) -> None:
+    def __init__(self, spec: str, size: int, progress_fd: int | None = None) -> None:
         self.spec = spec
+        self.progress_fd = progress_fd  # the worker's progress board, shared with children
         self.size = size
         self._children: list[Child] = []
         self._idle: deque[Child] = deque()
@@ -62,10 +63,13 @@ class ProcessPool:
         # starts the worker from a script without an ``if __name__ == "__main__"`` guard.
         ours, theirs = socket.socketpair()
         with ours, theirs:
+            board = ([] if self.progress_fd is None
+                     else ["--progress-fd", str(self.progress_fd)])
             process = subprocess.Popen(
                 [sys.executable, "-m", "branchwork.worker.child", "--spec", self.spec,
-                 "--fd", str(theirs.fileno()), "--parent", str(os.getpid())],
-                pass_fds=[theirs.fileno()])
+                 "--fd", str(theirs.fileno()), "--parent", str(os.getpid()), *board],
+                pass_fds=[theirs.fileno(), *([] if self.progress_fd is None
+                                             else [self.progress_fd])])
             conn = Connection(ours.detach())
         child = Child(process, conn)
         self._children.append(child)

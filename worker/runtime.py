@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from branchwork.worker_api import (
@@ -34,13 +33,15 @@ from branchwork.worker_api import (
     task_context,
 )
 
-from . import capture
+from . import capture, handback, tasklog
 from .attempt import cancelled, error_info, failed, is_async, run_async, run_sync, timeout_error
 from .completer import Completer
 from .leases import LeaseKeeper
 from .options import WorkerOptions, make_worker_id
 from .procpool import Child, ChildDied, ProcessPool
+from .progress import ProgressBoard
 from .registering import register
+from .running import Running, UnknownTask
 
 __all__ = ["Worker", "WorkerOptions", "run"]
 
@@ -49,26 +50,6 @@ log = logging.getLogger("branchwork.worker")
 # Extra threads (thread isolation) for tasks that wait on children: the depth of waiting
 # parents a thread-isolated worker supports beyond its concurrency.
 WAITING_HEADROOM = 256
-
-
-@dataclass(eq=False)
-class Running:
-    """One attempt held by this worker, from claim to report (or release)."""
-
-    task: dict[str, Any]
-    definition: RunnableTask | None
-    ctx: TaskContext
-    deadline: float | None
-    buffer: capture.OutputBuffer
-    handle: asyncio.Task[None] | None = None
-    child: Child | None = None
-    lost: bool = False
-    releasing: bool = False
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-
-
-class UnknownTask(Exception):
-    """The claimed task's name is not in this worker's registry."""
 
 
 class Worker:
@@ -105,8 +86,9 @@ class Worker:
             await self.client.aclose()
             return self.exit_code
         self.slot_freed = asyncio.Event()
+        self.board = ProgressBoard()  # where attempts mark progress (stuck detection)
         self.leases = LeaseKeeper(self.options.url, self.worker_id, on_cancel=self._on_cancel,
-                                  on_lost=self._on_lost)
+                                  on_lost=self._on_lost, progress_fd=self.board.fd)
         await self.leases.start()
         self.completer = Completer(self.client, self.worker_id, on_reported=self.leases.remove,
                                    max_batch=self.options.report_batch,
@@ -116,7 +98,8 @@ class Worker:
         self.threads: ThreadPoolExecutor | None = None
         if self.has_sync and self.options.isolation == "process":
             self.pool = ProcessPool(self.options.spec,
-                                    self.options.processes or self.options.concurrency)
+                                    self.options.processes or self.options.concurrency,
+                                    progress_fd=self.board.fd)
             self.pool.on_waiting = self._set_waiting
             self.pool.on_output = self._on_output
             self.pool.warm(1)
@@ -136,30 +119,34 @@ class Worker:
         if code is not None:
             self.exit_code = code
             return False
-        log.info("worker %s registered %d task(s) [%s] on queues %s (concurrency %d, %s "
-                 "isolation)", self.worker_id, len(self.definitions),
-                 ", ".join(sorted(self.definitions)), self.queues, self.options.concurrency,
-                 self.options.isolation)
+        tasklog.banner(worker_id=self.worker_id, url=self.options.url, spec=self.options.spec,
+                       task_names=list(self.definitions), queues=self.queues,
+                       concurrency=self.options.concurrency, isolation=self.options.isolation)
         return True
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self.stopping or self.stop_requested.is_set():
-            log.warning("%s again: exiting now; held tasks run again after their lease",
-                        sig.name)
-            self._exit_now()
+            log.warning("%s again: exiting now", sig.name)
+            self._exit_now(release=True)
         log.info("%s: no more claims; waiting up to %.1f s for %d running task(s)", sig.name,
                  self.options.grace_seconds, len(self.running))
         self.stop_requested.set()
 
-    def _exit_now(self) -> None:
+    def _exit_now(self, release: bool = False) -> None:
         with contextlib.suppress(Exception):
             if getattr(self, "pool", None) is not None:
                 self.pool.close()
             if getattr(self, "leases", None) is not None:
                 self.leases.kill()
+        if release:
+            self._release_held()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)
+
+    def _release_held(self) -> None:
+        held = [r.task for r in self.running.values() if not r.lost]
+        handback.release_before_exit(self.options.url, self.worker_id, handback.lease_refs(held))
 
     async def _shutdown(self, producer: asyncio.Task[None]) -> None:
         self.stopping = True
@@ -176,15 +163,8 @@ class Worker:
         if self.handles:
             await asyncio.wait(set(self.handles), timeout=5)
         if left:
-            refs = [{"id": r.task["id"], "lease_token": r.task["lease_token"]} for r in left]
-            released: list[Any] = []
-            try:
-                for start in range(0, len(refs), 1000):
-                    released += await self.client.release(self.worker_id,
-                                                          refs[start:start + 1000])
-                log.info("released %d unfinished task(s) to the queue", len(released))
-            except BranchworkError as exc:
-                log.error("release failed (%s); the tasks run again after their lease", exc)
+            await handback.release_all(self.client, self.worker_id,
+                                       handback.lease_refs([r.task for r in left]))
             self.leases.remove(r.task["id"] for r in left)
         if not await self.completer.close(within=30):
             log.error("some outcomes could not be reported; those tasks run again")
@@ -241,6 +221,9 @@ class Worker:
                     deadline=loop.time() + timeout if timeout else None,
                     buffer=capture.OutputBuffer(self.options.log_limit))
         self.running[task["id"]] = r
+        r.progress_slot = slot = self.board.take(task["id"])
+        if slot is not None:
+            r.ctx.on_progress = lambda: self.board.mark(slot)
         r.ctx.on_waiting = lambda flag, task_id=task["id"]: loop.call_soon_threadsafe(
             self._set_waiting, task_id, flag)
         # A fresh context per task: contexts of concurrent tasks never mix.
@@ -272,9 +255,12 @@ class Worker:
             for timer in r.timers:
                 timer.cancel()
             self.running.pop(r.ctx.task_id, None)
+            self.board.free(r.progress_slot)
             self.waiting.discard(r.ctx.task_id)
             self.slot_freed.set()
         if outcome is not None and not (r.lost or r.releasing):
+            tasklog.finished(r.task, r.ctx.attempt_number, outcome,
+                             time.monotonic() - r.started)
             self.completer.add({"id": r.ctx.task_id, "lease_token": r.task["lease_token"],
                                 **outcome})
 
@@ -290,7 +276,8 @@ class Worker:
     async def _in_process(self, r: Running) -> dict[str, Any] | None:
         assert self.pool is not None
         child: Child | None = None
-        job = {"task": r.task, "worker_id": self.worker_id, "log_limit": self.options.log_limit}
+        job = {"task": r.task, "worker_id": self.worker_id, "log_limit": self.options.log_limit,
+               "progress_slot": r.progress_slot}
         try:
             async with asyncio.timeout_at(r.deadline):  # waiting for a free process counts too
                 child = await self.pool.acquire()

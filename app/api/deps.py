@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from psycopg_pool import AsyncConnectionPool
 
+from ..credentials import CALLER
+from ..engine.tokens import Caller
 from ..settings import Settings
 from ..state import ServerState
 
@@ -40,8 +42,18 @@ def body_size(request: Request) -> int:
         return 2**62
 
 
+async def _caller(request: Request) -> Caller:
+    return request.scope[CALLER]
+
+
 async def _body_size(request: Request) -> int:
     return body_size(request)
+
+
+async def _wait_timeout(
+    request: Request, timeout_seconds: Annotated[float, Query(ge=0, le=3600)] = 30.0,
+) -> float:
+    return min(timeout_seconds, request.app.state.server.settings.max_wait_seconds)
 
 
 Server = Annotated[ServerState, Depends(_server)]
@@ -49,3 +61,7 @@ Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 # The request body's declared size (large when unknown), to skip per-item size checks.
 BodySize = Annotated[int, Depends(_body_size)]
+# Who is calling (set by GuardMiddleware; what it may call at all: app/access.py).
+CallerDep = Annotated[Caller, Depends(_caller)]
+# A long poll's ``timeout_seconds`` query parameter, capped at ``settings.max_wait_seconds``.
+WaitTimeout = Annotated[float, Depends(_wait_timeout)]

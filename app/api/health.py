@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter
 
 from ..jsonutil import JsonResponse, StrictJsonRoute
-from ..read.health import database_answers
+from ..read.health import Thresholds, database_answers, queue_health
 from .deps import Server
 
 router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
 
-@router.get("/health", summary="Whether the database answers (503 when it does not)")
+@router.get("/health", summary="Whether the database answers (503 when it does not), with "
+            "queue health details")
 async def health(server: Server) -> JsonResponse:
     try:
         async with asyncio.timeout(3):
             ok = await database_answers(server.pool)
     except Exception:
         ok = False
-    body = {"status": "ok" if ok else "unavailable", "database": ok,
-            "listening": server.notifier.connected.is_set()}
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "database": ok,
+                            "listening": server.notifier.connected.is_set()}
+    if ok:
+        # Details: a warning here does not make the replica unhealthy (it still serves).
+        try:
+            async with asyncio.timeout(3):
+                body["queue_health"] = await queue_health(server.pool,
+                                                          Thresholds.of(server.settings))
+        except Exception:
+            body["queue_health"] = None
     return JsonResponse(body, status_code=200 if ok else 503)

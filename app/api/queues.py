@@ -1,4 +1,4 @@
-"""Queue settings: concurrency limits and pausing."""
+"""Queue settings (concurrency limits, pausing) and purging a queue's queued tasks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from ... import protocol
-from ..engine.queues import KEEP, configure_queue
+from .. import access
+from ..engine.queues import KEEP, configure_queue, purge_queue
 from ..jsonutil import StrictJsonRoute
+from ..read import overview
 from ..read import queues as read
-from .deps import Server
+from .deps import CallerDep, Server
 from .schemas import QueueIn
 
 router = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=StrictJsonRoute)
@@ -24,7 +26,24 @@ async def list_queues(server: Server) -> dict[str, Any]:
     return {"queues": await read.queue_stats(server.pool)}
 
 
-@router.put("/{name}", summary="Set a queue's concurrency limit (null: none) or pause it")
-async def configure(name: QueuePath, body: QueueIn, server: Server) -> dict[str, Any]:
+@router.get("/throughput", summary="Tasks finished per minute in the last hour, by queue")
+async def throughput(server: Server) -> dict[str, Any]:
+    _, series = await overview.queue_activity(server.pool)
+    return {"minutes": overview.MINUTES, "queues": series}
+
+
+@router.put("/{name}", summary="Set a queue's concurrency limit (null: none), pause it, or "
+            "set its stuck rule")
+async def configure(name: QueuePath, body: QueueIn, server: Server,
+                    caller: CallerDep) -> dict[str, Any]:
+    access.check_queues(caller, [name])
     limit = body.concurrency_limit if "concurrency_limit" in body.model_fields_set else KEEP
-    return dict(await configure_queue(server, name, concurrency_limit=limit, paused=body.paused))
+    stuck = {k: getattr(body, k) for k in ("stuck_after_seconds", "stuck_action")
+             if k in body.model_fields_set}
+    return dict(await configure_queue(server, name, concurrency_limit=limit, paused=body.paused,
+                                      stuck=stuck))
+
+
+@router.post("/{name}/purge", summary="Cancel every queued task of a queue (running ones stay)")
+async def purge(name: QueuePath, server: Server) -> dict[str, Any]:
+    return {"queue": name, "purged": await purge_queue(server, name)}

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Path
 from pydantic import Field, StrictBool, field_validator
 
 from ...protocol import LABEL_PATTERN, SCHEDULE_NAME_MAX
+from .. import access
 from ..engine import schedules as engine
 from ..jsonutil import StrictJsonRoute
 from ..read import schedules as read
 from ..services.leader import LeaderElector
-from .deps import Server
+from .deps import CallerDep, Server
 from .schemas import Seconds, Strict, TaskName
 from .workflows import TaskOptions
 
@@ -87,7 +88,9 @@ async def put_schedule(name: ScheduleName, body: ScheduleIn, server: Server) -> 
 
 
 @router.post("/schedules/register", summary="A worker's schedules, upserted at its start")
-async def register_schedules(body: ScheduleBatchIn, server: Server) -> dict[str, Any]:
+async def register_schedules(body: ScheduleBatchIn, server: Server,
+                             caller: CallerDep) -> dict[str, Any]:
+    access.check_schedule_queues(caller, body.schedules)
     rows = await engine.upsert_many(server, [_spec(s.name, s, "worker") for s in body.schedules],
                                     keep_policy=True)
     return {"schedules": rows}

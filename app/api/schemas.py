@@ -41,6 +41,8 @@ Priority = Annotated[StrictInt, Field(ge=P.MIN_PRIORITY, le=P.MAX_PRIORITY)]
 Seconds = Annotated[StrictFloat, Field(ge=0, le=P.MAX_SECONDS)]
 TaskStatus = P.TaskStatus
 RetryBackoff = Literal[P.RETRY_BACKOFFS]  # type: ignore[valid-type]
+StuckAfter = Annotated[StrictFloat, Field(gt=0, le=P.MAX_SECONDS)]
+StuckAction = P.StuckAction
 
 DEFAULT_PRIORITY = P.DEFAULT_PRIORITY
 
@@ -61,6 +63,8 @@ class TaskIn(Strict):
     retry_backoff: RetryBackoff = "exponential"
     retry_max_delay_seconds: Seconds = 3600.0
     timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=P.MAX_SECONDS)] | None = None
+    stuck_after_seconds: StuckAfter | None = None
+    stuck_action: StuckAction | None = None
     delay_seconds: Seconds | None = None
     run_at: datetime | None = None
     idempotency_key: Key | None = None
@@ -105,9 +109,15 @@ class LeaseRef(Strict):
     lease_token: uuid.UUID
 
 
+class HeartbeatLease(LeaseRef):
+    # Seconds since the attempt last showed progress, measured by the worker (so no clock
+    # is compared across machines). Absent: the heartbeat itself counts as progress.
+    idle_seconds: Seconds | None = None
+
+
 class HeartbeatIn(Strict):
     worker_id: WorkerId
-    tasks: Annotated[list[LeaseRef], Field(max_length=10_000)] = []
+    tasks: Annotated[list[HeartbeatLease], Field(max_length=10_000)] = []
 
 
 class ErrorInfo(Strict):
@@ -152,6 +162,9 @@ class ReleaseIn(Strict):
 class QueueIn(Strict):
     concurrency_limit: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
     paused: StrictBool | None = None
+    # Stuck rule of the queue's tasks that set none (null: the server's; omitted: unchanged).
+    stuck_after_seconds: StuckAfter | None = None
+    stuck_action: StuckAction | None = None
 
 
 class TaskDefinitionIn(Strict):

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ... import protocol
+from .. import access
 from ..engine.cancel import cancel_task as cancel
 from ..engine.retry import retry_task as retry
 from ..engine.send import send_tasks
 from ..jsonutil import JsonResponse, StrictJsonRoute
 from ..read import tasks as read
-from .deps import BodySize, Server
+from .deps import BodySize, CallerDep, Server
 from .schemas import TaskBatchIn, TaskId, TaskIn, TaskStatus
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute)
@@ -21,14 +22,18 @@ Id = Annotated[int | None, Query(ge=1, le=protocol.MAX_TASK_ID)]
 
 
 @router.post("", status_code=201, summary="Send one task")
-async def send_task(task: TaskIn, server: Server, body_size: BodySize) -> JsonResponse:
+async def send_task(task: TaskIn, server: Server, body_size: BodySize,
+                    caller: CallerDep) -> JsonResponse:
+    access.check_sends(caller, [task])
     [out] = await send_tasks(server, [task.model_dump()],
                              check_sizes=body_size > server.settings.max_payload_bytes)
     return JsonResponse({"id": out.id, "duplicate": out.duplicate}, status_code=201)
 
 
 @router.post("/batch", status_code=201, summary="Send many tasks in one transaction")
-async def send_batch(batch: TaskBatchIn, server: Server, body_size: BodySize) -> JsonResponse:
+async def send_batch(batch: TaskBatchIn, server: Server, body_size: BodySize,
+                     caller: CallerDep) -> JsonResponse:
+    access.check_sends(caller, batch.tasks)
     outs = await send_tasks(server, [t.model_dump() for t in batch.tasks],
                             check_sizes=body_size > server.settings.max_payload_bytes)
     return JsonResponse({"tasks": [{"id": o.id, "duplicate": o.duplicate} for o in outs]},
@@ -36,8 +41,10 @@ async def send_batch(batch: TaskBatchIn, server: Server, body_size: BodySize) ->
 
 
 @router.get("/{task_id}", summary="A task with its attempts, history and logs")
-async def get_task(task_id: TaskId, server: Server) -> dict[str, Any]:
-    return await read.get_task(server.pool, task_id)
+async def get_task(task_id: TaskId, server: Server, caller: CallerDep) -> dict[str, Any]:
+    task = await read.get_task(server.pool, task_id)
+    access.check_task(caller, task["name"], task["queue"])
+    return task
 
 
 @router.get("", summary="List tasks, newest first, with cursor pagination")

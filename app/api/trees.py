@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from ...protocol import MAX_TASK_ID, MAX_TREE_NODES
 from ..engine import trees as engine
 from ..read import trees as read
-from .deps import Server
+from .deps import Server, WaitTimeout
 from .schemas import TaskId
 
 router = APIRouter(prefix="/v1/trees", tags=["trees"])
@@ -43,9 +43,6 @@ async def cancel_tree(task_id: TaskId, server: Server) -> dict[str, Any]:
 
 @router.get("/{task_id}/wait",
             summary="Long-poll until no task of the tree is queued or running")
-async def wait_tree(
-    task_id: TaskId, server: Server,
-    timeout_seconds: Annotated[float, Query(ge=0, le=3600)] = 30.0,
-) -> dict[str, Any]:
-    return await read.wait_tree(server.pool, task_id,
-                                min(timeout_seconds, server.settings.max_wait_seconds))
+async def wait_tree(task_id: TaskId, server: Server,
+                    timeout_seconds: WaitTimeout) -> dict[str, Any]:
+    return await read.wait_tree(server.pool, task_id, timeout_seconds)

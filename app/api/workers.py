@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from .. import access
 from ..engine.claim import ClaimRequest
 from ..engine.claim import claim as claim_tasks
 from ..engine.heartbeat import heartbeat as beat
@@ -15,7 +16,7 @@ from ..engine.report import report as report_batch
 from ..engine.workers import register_worker, stop_worker
 from ..jsonutil import JsonResponse, StrictJsonRoute
 from ..read import workers as read
-from .deps import BodySize, Server
+from .deps import BodySize, CallerDep, Server
 from .schemas import (
     ClaimIn,
     CompleteIn,
@@ -39,10 +40,13 @@ def _outcome(item: ResultIn) -> Outcome:
 
 
 @router.post("/workers/register", summary="Announce a worker and its task definitions")
-async def register(body: WorkerRegisterIn, server: Server) -> dict[str, Any]:
+async def register(body: WorkerRegisterIn, server: Server, caller: CallerDep) -> dict[str, Any]:
+    access.check_queues(caller, body.queues)
+    # A scoped worker may run the whole app's registry: it describes the tasks of its queues.
+    tasks = [d for d in body.tasks if access.in_scope(caller, d.queue)]
     await register_worker(server, body.worker_id, body.queues, body.info,
-                          [d.model_dump() for d in body.tasks])
-    return {"worker_id": body.worker_id, "tasks": len(body.tasks)}
+                          [d.model_dump() for d in tasks])
+    return {"worker_id": body.worker_id, "tasks": len(tasks)}
 
 
 @router.post("/workers/{worker_id}/stop", summary="Mark a worker as stopped")
@@ -63,7 +67,10 @@ async def list_definitions(server: Server) -> dict[str, Any]:
 
 
 @router.post("/claim", summary="Lease ready tasks, waiting up to wait_seconds for one")
-async def claim(body: ClaimIn, request: Request, server: Server) -> JsonResponse:
+async def claim(body: ClaimIn, request: Request, server: Server,
+                caller: CallerDep) -> JsonResponse:
+    access.check_queues(caller, body.queues)
+
     async def wait_disconnect() -> None:
         """Returns when the client has gone away (the body is already read by then)."""
         while (await request.receive())["type"] != "http.disconnect":
@@ -77,7 +84,8 @@ async def claim(body: ClaimIn, request: Request, server: Server) -> JsonResponse
 
 @router.post("/heartbeat", summary="Extend leases; learn which tasks to cancel or were lost")
 async def heartbeat(body: HeartbeatIn, server: Server) -> JsonResponse:
-    out = await beat(server, body.worker_id, [(t.id, str(t.lease_token)) for t in body.tasks])
+    out = await beat(server, body.worker_id,
+                     [(t.id, str(t.lease_token), t.idle_seconds) for t in body.tasks])
     return JsonResponse({"tasks": out.tasks, "cancel": out.cancel, "lost": out.lost,
                          "lease_seconds": out.lease_seconds})
 

@@ -19,12 +19,13 @@ from ...protocol import (
     TASK_NAME_PATTERN,
     dag_problem,
 )
+from .. import access
 from ..engine import channel, directives, runs
 from ..engine import workflows as engine
 from ..engine.errors import InvalidInput
 from ..jsonutil import StrictJsonRoute
 from ..read import workflows as read
-from .deps import Server
+from .deps import CallerDep, Server, WaitTimeout
 from .schemas import BodyTaskId, Key, Priority, QueueName, Seconds, Strict, TaskName
 
 router = APIRouter(prefix="/v1", tags=["workflows"], route_class=StrictJsonRoute)
@@ -33,6 +34,8 @@ NodeName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z
 WorkflowName = Annotated[str, Path(min_length=1, max_length=TASK_NAME_MAX,
                                    pattern=TASK_NAME_PATTERN)]
 RunId = Annotated[int, Path(ge=1, le=MAX_TASK_ID)]
+# A key may hold "/" (the routes take the rest of the path, as the KV routes do), so every
+# key the schema accepts can be read back.
 ChannelKey = Annotated[str, Path(min_length=1, max_length=KEY_MAX, pattern=KEY_PATTERN)]
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 # Body numbers and booleans are strict, as in the engine's schemas ("5" or true is no 5).
@@ -124,11 +127,12 @@ def _nodes(body: WorkflowIn) -> dict[str, dict[str, Any]]:
 
 
 @router.put("/workflows/{name}", summary="Register (or replace) a workflow definition")
-async def register_workflow(name: WorkflowName, body: WorkflowIn,
+async def register_workflow(name: WorkflowName, body: WorkflowIn, caller: CallerDep,
                             server: Server) -> dict[str, Any]:
     if body.name != name:
         raise InvalidInput(f"the body names {body.name!r}, the path {name!r}",
                            code="name_mismatch")
+    access.check_queues(caller, [body.queue, *(n.queue for n in body.nodes if n.queue)])
     await engine.register(server, name, queue=body.queue, priority=body.priority,
                           timeout_seconds=body.timeout_seconds, args_schema=body.args_schema,
                           nodes=_nodes(body), edges=[list(e) for e in dict.fromkeys(body.edges)])
@@ -146,7 +150,9 @@ async def get_workflow(name: WorkflowName, server: Server) -> Any:
 
 
 @router.post("/workflows/{name}/runs", status_code=201, summary="Start a run of a workflow")
-async def start_run(name: WorkflowName, body: RunIn, server: Server) -> dict[str, Any]:
+async def start_run(name: WorkflowName, body: RunIn, server: Server,
+                    caller: CallerDep) -> dict[str, Any]:
+    access.check_workflow(caller, name)
     run_id, duplicate = await runs.start_run(
         server, name, body.args, queue=body.queue, priority=body.priority,
         timeout_seconds=body.timeout_seconds, idempotency_key=body.idempotency_key)
@@ -167,8 +173,10 @@ async def list_runs(
 
 
 @router.get("/workflow-runs/{run_id}", summary="A run with its nodes, their results and channel")
-async def get_run(run_id: RunId, server: Server) -> dict[str, Any]:
-    return await read.get_run(server.pool, run_id)
+async def get_run(run_id: RunId, server: Server, caller: CallerDep) -> dict[str, Any]:
+    run = await read.get_run(server.pool, run_id)
+    access.check_workflow(caller, run["workflow_name"])
+    return run
 
 
 @router.post("/workflow-runs/{run_id}/cancel", summary="Cancel a running workflow run")
@@ -179,12 +187,11 @@ async def cancel_run(run_id: RunId, server: Server) -> dict[str, Any]:
 
 
 @router.get("/workflow-runs/{run_id}/wait", summary="Long-poll until the run has finished")
-async def wait_run(
-    run_id: RunId, server: Server,
-    timeout_seconds: Annotated[float, Query(ge=0, le=3600)] = 30.0,
-) -> dict[str, Any]:
-    return await read.wait_run(server.pool, run_id,
-                               min(timeout_seconds, server.settings.max_wait_seconds))
+async def wait_run(run_id: RunId, server: Server, timeout_seconds: WaitTimeout,
+                   caller: CallerDep) -> dict[str, Any]:
+    if caller.role == "sender":  # its scope is checked before it may wait
+        access.check_workflow(caller, (await read.get_run(server.pool, run_id))["workflow_name"])
+    return await read.wait_run(server.pool, run_id, timeout_seconds)
 
 
 @router.post("/workflow-runs/{run_id}/directives",
@@ -212,19 +219,20 @@ async def channel_list(run_id: RunId, server: Server) -> dict[str, Any]:
     return {"run_id": run_id, "entries": await read.channel_list(server.pool, run_id)}
 
 
-@router.get("/workflow-runs/{run_id}/channel/{key}", summary="One channel value")
+@router.get("/workflow-runs/{run_id}/channel/{key:path}", summary="One channel value")
 async def channel_get(run_id: RunId, key: ChannelKey, server: Server) -> Any:
     return await read.channel_get(server.pool, run_id, key)
 
 
-@router.put("/workflow-runs/{run_id}/channel/{key}", summary="Set a channel value (any JSON)")
+@router.put("/workflow-runs/{run_id}/channel/{key:path}",
+            summary="Set a channel value (any JSON)")
 async def channel_set(run_id: RunId, key: ChannelKey, body: ChannelValueIn,
                       server: Server) -> dict[str, Any]:
     await channel.set_value(server, run_id, key, body.value)
     return {"run_id": run_id, "key": key, "value": body.value}
 
 
-@router.post("/workflow-runs/{run_id}/channel/{key}/increment",
+@router.post("/workflow-runs/{run_id}/channel/{key:path}/increment",
              summary="Atomically add to an integer channel value")
 async def channel_increment(run_id: RunId, key: ChannelKey, body: ChannelIncrementIn,
                             server: Server) -> dict[str, Any]:

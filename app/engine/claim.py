@@ -65,6 +65,7 @@ async def claim_once(state: ServerState, req: ClaimRequest,
                      selector: QueueSelector) -> list[ClaimedTask]:
     """One attempt, one transaction, honouring queue limits."""
     special = await state.caches.queue_settings.special(state.pool)
+    state.metrics.claim_query()
     p = plan(req, selector, special, state.settings.lease_seconds)
     lease = p.lease
     if not p.limited:
@@ -102,7 +103,8 @@ async def claim(state: ServerState, req: ClaimRequest,
         return tasks
     disconnect = asyncio.create_task(wait_disconnect())
     try:
-        async with state.notifier.subscribe(selector) as sub:
+        async with state.notifier.subscribe(selector,
+                                            picky=req.task_names is not None) as sub:
             while True:
                 tasks = await claim_once(state, req, selector)
                 if tasks and disconnect.done():

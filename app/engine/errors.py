@@ -58,6 +58,12 @@ class AlreadyRecorded(Conflict):
     code = "already_recorded"
 
 
+class Forbidden(DomainError):
+    """The caller's token is valid, but its role or scopes do not cover this request."""
+
+    code = "forbidden"
+
+
 class PayloadTooLarge(DomainError):
     """A value over its size limit."""
 

@@ -23,12 +23,15 @@ class Beat:
 
 
 async def heartbeat(state: ServerState, worker_id: str,
-                    leases: Sequence[tuple[int, str]]) -> Beat:
-    """``leases``: (task id, lease token) of the tasks the worker runs."""
+                    leases: Sequence[tuple[int, str, float | None]]) -> Beat:
+    """``leases``: (task id, lease token, idle seconds) of the tasks the worker runs; idle
+    seconds (since the attempt last showed progress) move its ``last_progress_at``, and None
+    counts the heartbeat itself as progress (a worker that does not measure it)."""
     lease_seconds = state.settings.lease_seconds
     rows: list[HeartbeatRow] = []
     if leases:
-        items = [{"id": task_id, "lease_token": token} for task_id, token in leases]
+        items = [{"id": task_id, "lease_token": token, "idle_seconds": idle}
+                 for task_id, token, idle in leases]
         async with single_statement(state.pool) as cur:
             rows = await lease_store.heartbeat(cur, items, lease_seconds)
     await state.caches.sightings.touch(state.pool, worker_id)

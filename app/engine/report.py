@@ -43,18 +43,19 @@ class Outcome:
     logs: str | None = None
 
 
-def _row(item: Outcome, settings: Settings, check: bool) -> tuple[dict[str, Any], str | None]:
+def _row(item: Outcome, settings: Settings, check: bool) -> dict[str, Any]:
     succeeded = item.outcome == "succeeded"
     if check and succeeded:
         check_size(item.result, settings.max_payload_bytes, f"result of task {item.id}")
     logs = item.logs
     if logs is not None and len(logs.encode()) > settings.max_log_bytes:
         logs = TRUNCATED + logs.encode()[-settings.max_log_bytes:].decode(errors="ignore")
+    # The logs go into the report statement, so that only an applied outcome writes them.
     row = {"id": item.id, "lease_token": item.lease_token, "outcome": item.outcome,
            "result": item.result if succeeded else None,
            "error": None if succeeded else (item.error or DEFAULT_ERROR),
-           "retry_delay_seconds": item.retry_delay_seconds}
-    return row, logs
+           "retry_delay_seconds": item.retry_delay_seconds, "logs": logs}
+    return row
 
 
 def verdict(row: ReportRow) -> str:
@@ -78,20 +79,16 @@ async def report(state: ServerState, outcomes: Sequence[Outcome], *,
         dups = sorted(i for i, n in Counter(ids).items() if n > 1)
         raise InvalidInput("a task appears more than once in one report", {"ids": dups},
                            code="duplicate_task")
-    rows, logs = [], []
+    rows = []
     for idx, item in enumerate(outcomes):
-        row, log = _row(item, settings, check_sizes)
+        row = _row(item, settings, check_sizes)
         row["idx"] = idx
         rows.append(row)
-        if log is not None:
-            logs.append({"id": item.id, "output": log})
     # Waiting claims are woken for retries, and for finished tasks only in queues with a
     # concurrency limit, where a slot has just come free: waking every idle worker on each
     # completion would have them all query for nothing.
     limited = await state.caches.queue_settings.limited(state.pool)
     async with transaction(state.pool) as cur:
-        if logs:
-            await task_store.save_logs(cur, logs)
         # Workflow runs are locked before their tasks (the advancer's lock order), and
         # advanced in this same transaction.
         runs = await lock_runs_of_tasks(cur, ids)

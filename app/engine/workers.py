@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ...protocol import MAX_WORKER_INFO_BYTES
 from ..store import workers as worker_store
+from .payload import check_size
 from .tx import transaction
 
 if TYPE_CHECKING:
@@ -15,7 +17,9 @@ if TYPE_CHECKING:
 async def register_worker(state: ServerState, worker_id: str, queues: Sequence[str],
                           info: Mapping[str, Any],
                           definitions: Sequence[Mapping[str, Any]]) -> None:
-    """``definitions``: name, queue, defaults, args_schema of each task the worker serves."""
+    """``definitions``: name, queue, defaults, args_schema of each task the worker serves.
+    ``info`` is free-form but bounded: every worker list and studio page shows it."""
+    check_size(info, MAX_WORKER_INFO_BYTES, "worker info")
     state.caches.sightings.forget(worker_id)
     async with transaction(state.pool) as cur:
         await worker_store.register(cur, worker_id, queues, dict(info),

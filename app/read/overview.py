@@ -8,7 +8,7 @@ from typing import Any
 from ...protocol import TASK_STATUSES
 from ..store import insights as store
 from ..store.insights import RunningTask
-from .paging import Db, connection
+from .paging import Db, connection, fetch
 
 MINUTES = 60
 
@@ -44,8 +44,7 @@ async def running_by_worker(db: Db, worker_ids: list[str]) -> dict[str, list[Run
 
 
 async def change_markers(db: Db) -> dict[str, Any]:
-    async with connection(db) as conn:
-        return await store.change_markers(conn)
+    return await fetch(db, store.change_markers)
 
 
 async def changed_task_topics(db: Db, task_id: int, event_id: int, limit: int) -> set[str]:

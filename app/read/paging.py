@@ -8,10 +8,10 @@ long ends with one empty page: the price of reading no extra row.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from ..engine.errors import NotFound
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 Db = AsyncConnectionPool | AsyncConnection[Any]
 
@@ -32,6 +33,13 @@ async def connection(db: Db) -> AsyncIterator[AsyncConnection[Any]]:
             yield conn
     else:
         yield db
+
+
+async def fetch(db: Db, statement: Callable[Concatenate[AsyncConnection[Any], P], Awaitable[T]],
+                *args: P.args, **kwargs: P.kwargs) -> T:
+    """What one store statement returns, run on a borrowed connection (a one-statement read)."""
+    async with connection(db) as conn:
+        return await statement(conn, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)

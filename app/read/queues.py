@@ -7,20 +7,18 @@ from typing import Any
 from ..store import queues as queue_store
 from ..store import workers as worker_store
 from ..store.queues import QueueStats
-from .paging import Db, connection
+from .paging import Db, connection, fetch
 
 __all__ = ["QueueStats", "gauges", "queue_names", "queue_stats"]
 
 
 async def queue_stats(db: Db) -> list[QueueStats]:
     """Every queue by name, with its settings and task counts by status."""
-    async with connection(db) as conn:
-        return await queue_store.stats(conn)
+    return await fetch(db, queue_store.stats)
 
 
 async def queue_names(db: Db, limit: int = 1000) -> list[str]:
-    async with connection(db) as conn:
-        return await queue_store.names(conn, limit)
+    return await fetch(db, queue_store.names, limit)
 
 
 async def gauges(db: Db, offline_after: float) -> dict[str, Any]:

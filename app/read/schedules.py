@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from ..engine.errors import NotFound
 from ..store import leader as leader_store
 from ..store import schedules as store
 from ..store.leader import LeaseRow
 from ..store.schedules import ScheduleRow
-from .paging import Db, connection
+from .paging import Db, fetch, found
 
 
 async def list_schedules(db: Db, limit: int | None = None) -> list[ScheduleRow]:
     """Every schedule (at most ``limit``) by name, with its next fire time."""
-    async with connection(db) as conn:
-        return await store.list_all(conn, limit)
+    return await fetch(db, store.list_all, limit)
 
 
 async def get_schedule(db: Db, name: str) -> ScheduleRow:
-    async with connection(db) as conn:
-        row = await store.get(conn, name)
-    if row is None:
-        raise NotFound.of("schedule", name)
-    return row
+    return found(await fetch(db, store.get, name), "schedule", name)
 
 
 async def leases(db: Db) -> list[LeaseRow]:
-    async with connection(db) as conn:
-        return await leader_store.leases(conn)
+    return await fetch(db, leader_store.leases)

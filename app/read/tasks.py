@@ -7,7 +7,7 @@ from typing import Any
 
 from ..store import task_reads
 from ..store.task_reads import EventRow, LogRow, TaskBrief, TaskFilter, TaskRow
-from .paging import Db, Page, connection, found, page_of
+from .paging import Db, Page, connection, fetch, found, page_of
 
 __all__ = ["EventRow", "LogRow", "TaskBrief", "TaskDetail", "TaskFilter", "TaskRow",
            "child_count", "children", "find_task", "get_task", "list_tasks", "task_brief"]
@@ -42,16 +42,13 @@ async def get_task(db: Db, task_id: int) -> TaskDetail:
 
 
 async def task_brief(db: Db, task_id: int) -> TaskBrief | None:
-    async with connection(db) as conn:
-        return await task_reads.brief(conn, task_id)
+    return await fetch(db, task_reads.brief, task_id)
 
 
 async def children(db: Db, parent_id: int, limit: int) -> list[TaskRow]:
     """The first ``limit`` children, oldest first (brief columns)."""
-    async with connection(db) as conn:
-        return await task_reads.children(conn, parent_id, limit)
+    return await fetch(db, task_reads.children, parent_id, limit)
 
 
 async def child_count(db: Db, parent_id: int) -> int:
-    async with connection(db) as conn:
-        return await task_reads.child_count(conn, parent_id)
+    return await fetch(db, task_reads.child_count, parent_id)

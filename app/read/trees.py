@@ -16,10 +16,9 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ...protocol import TASK_STATUSES
-from ..engine.errors import NotFound
 from ..store import trees as store
 from ..store.trees import NodeRow
-from .paging import Db, Page, connection, page_of
+from .paging import Db, Page, connection, found, page_of
 
 WAIT_POLL_SECONDS = 0.2
 
@@ -67,9 +66,7 @@ def nest(rows: Sequence[NodeRow], root_id: int) -> dict[str, Any] | None:
 async def get_tree(db: Db, task_id: int, limit: int) -> dict[str, Any]:
     """The whole tree ``task_id`` belongs to (at most ``limit`` nodes), nested, with a rollup."""
     async with connection(db) as conn:
-        root_id = await store.root_of(conn, task_id)
-        if root_id is None:
-            raise NotFound.of("task", task_id)
+        root_id = found(await store.root_of(conn, task_id), "task", task_id)
         rows = await store.nodes(conn, root_id, limit)
         rollup = (await rollups(conn, [root_id]))[root_id]
     total = sum(rollup.values())
@@ -81,9 +78,7 @@ async def wait_tree(db: Db, task_id: int, timeout_seconds: float) -> dict[str, A
     """Poll until no task of the tree is queued or running, or the timeout passes."""
     deadline = time.monotonic() + timeout_seconds
     async with connection(db) as conn:
-        root_id = await store.root_of(conn, task_id)
-    if root_id is None:
-        raise NotFound.of("task", task_id)
+        root_id = found(await store.root_of(conn, task_id), "task", task_id)
     while True:
         async with connection(db) as conn:
             rollup = (await rollups(conn, [root_id]))[root_id]

@@ -11,23 +11,18 @@ from ..engine.errors import NotFound
 from ..store import workflow_nodes as node_store
 from ..store import workflows as store
 from ..store.workflows import ChannelEntry, DefinitionRow, RunRow
-from .paging import Db, Page, connection, page_of
+from .paging import Db, Page, connection, fetch, found, page_of
 
 WAIT_POLL_SECONDS = 0.2
 CHANNEL_LIMIT = 10_000
 
 
 async def list_definitions(db: Db, limit: int | None = None) -> list[DefinitionRow]:
-    async with connection(db) as conn:
-        return await store.list_definitions(conn, limit)
+    return await fetch(db, store.list_definitions, limit)
 
 
 async def get_definition(db: Db, name: str) -> DefinitionRow:
-    async with connection(db) as conn:
-        row = await store.get_definition(conn, name)
-    if row is None:
-        raise NotFound.of("workflow", name)
-    return row
+    return found(await fetch(db, store.get_definition, name), "workflow", name)
 
 
 async def list_runs(db: Db, *, workflow: str | None = None, status: str | None = None,
@@ -53,10 +48,7 @@ async def find_run(db: Db, run_id: int,
 
 
 async def get_run(db: Db, run_id: int) -> dict[str, Any]:
-    view = await find_run(db, run_id)
-    if view is None:
-        raise NotFound.of("workflow run", run_id)
-    return view
+    return found(await find_run(db, run_id), "workflow run", run_id)
 
 
 async def wait_run(db: Db, run_id: int, timeout_seconds: float) -> dict[str, Any]:
@@ -65,9 +57,7 @@ async def wait_run(db: Db, run_id: int, timeout_seconds: float) -> dict[str, Any
     deadline = time.monotonic() + timeout_seconds
     while True:
         async with connection(db) as conn:
-            run = await store.get_run(conn, run_id)
-        if run is None:
-            raise NotFound.of("workflow run", run_id)
+            run = found(await store.get_run(conn, run_id), "workflow run", run_id)
         if run["status"] != "running" or time.monotonic() >= deadline:
             break
         await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))

@@ -53,7 +53,7 @@ WITH q AS (
     UPDATE tasks t SET status = 'running', attempts = t.attempts + 1,
         worker_id = %(worker_id)s, lease_token = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => %(lease)s),
-        started_at = now(),
+        started_at = now(), last_progress_at = now(),
         timeout_at = now() + make_interval(secs => t.timeout_seconds)
     FROM cand WHERE t.id = cand.id
     RETURNING t.*
@@ -67,9 +67,11 @@ ORDER BY priority DESC, run_at, id
 
 HEARTBEAT_SQL = f"""
 WITH hb AS (
-    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(id bigint, lease_token uuid)
+    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb)
+        AS x(id bigint, lease_token uuid, idle_seconds float8)
 ), upd AS (
-    UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+    UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => %(lease)s),
+        last_progress_at = now() - make_interval(secs => COALESCE(hb.idle_seconds, 0))
     FROM hb WHERE t.id = hb.id AND t.lease_token = hb.lease_token AND t.status = 'running'
     RETURNING t.id, t.cancel_requested, t.lease_expires_at
 )
@@ -82,7 +84,9 @@ RELEASE_SQL = """
 WITH x AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(id bigint, lease_token uuid)
 ), upd AS (
-    UPDATE tasks t SET status = 'queued', attempts = t.attempts - 1, run_at = now(),
+    -- Back in line where it was (run_at kept): a released task runs again first.
+    UPDATE tasks t SET status = 'queued', attempts = t.attempts - 1,
+        run_at = LEAST(t.run_at, now()),
         worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL
     FROM x WHERE t.id = x.id AND t.lease_token = x.lease_token AND t.status = 'running'
     RETURNING t.id, t.attempts, t.queue, %(worker_id)s::text AS worker_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from psycopg import AsyncConnection
@@ -38,7 +39,20 @@ async def check_on_checkout(conn: AsyncConnection) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-async def open_pool(conninfo: str, min_size: int, max_size: int) -> AsyncConnectionPool:
+def session_settings(values: Mapping[str, str]) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """A pool ``configure`` hook that sets custom session settings (``branchwork.*``) on each
+    new connection: server settings that statements read with ``current_setting``."""
+
+    async def configure(conn: AsyncConnection) -> None:
+        for name, value in values.items():
+            await conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        await conn.commit()
+
+    return configure
+
+
+async def open_pool(conninfo: str, min_size: int, max_size: int,
+                    session: Mapping[str, str] | None = None) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
         conninfo,
         min_size=min_size,
@@ -46,6 +60,7 @@ async def open_pool(conninfo: str, min_size: int, max_size: int) -> AsyncConnect
         kwargs={"row_factory": dict_row},
         open=False,
         check=check_on_checkout,
+        configure=session_settings(session) if session else None,
         # A request waits this long for a connection during an outage, then gets a 503.
         timeout=10,
     )

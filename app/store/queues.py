@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict, cast
 
 from psycopg import AsyncConnection, AsyncCursor
 
-from .sql import notify, notify_config_changed
+from .sql import notify_all, notify_config_changed
 
 Cursor = AsyncCursor[Any]
 Conn = AsyncConnection[Any]
 
 QUEUE_STATS_SQL = """
-SELECT q.name, q.concurrency_limit, q.paused,
+SELECT q.name, q.concurrency_limit, q.paused, q.stuck_after_seconds, q.stuck_action,
     COALESCE(s.queued, 0) AS queued, COALESCE(s.running, 0) AS running,
     COALESCE(s.succeeded, 0) AS succeeded, COALESCE(s.failed, 0) AS failed,
     COALESCE(s.cancelled, 0) AS cancelled
@@ -43,10 +43,12 @@ ORDER BY q.name, s.status
 """
 
 
-class QueueRow(TypedDict):
+class QueueRow(TypedDict, total=False):
     name: str
     concurrency_limit: int | None
     paused: bool
+    stuck_after_seconds: float | None
+    stuck_action: str | None
 
 
 class QueueStats(QueueRow):
@@ -78,22 +80,32 @@ async def special(cur: Cursor) -> list[QueueRow]:
 
 
 async def upsert(cur: Cursor, name: str, *, concurrency_limit: int | None,
-                 set_limit: bool, paused: bool | None) -> QueueRow:
-    """Create or change a queue; ``set_limit`` False keeps its limit as it is."""
+                 set_limit: bool, paused: bool | None,
+                 stuck: Mapping[str, Any] | None = None) -> QueueRow:
+    """Create or change a queue; ``set_limit`` False keeps its limit as it is; ``stuck``
+    (``stuck_after_seconds``, ``stuck_action``) holds the stuck settings to change."""
+    stuck = stuck or {}
     await cur.execute(
-        """INSERT INTO queues (name, concurrency_limit, paused)
-           VALUES (%(name)s, %(limit)s, COALESCE(%(paused)s, false))
+        """INSERT INTO queues (name, concurrency_limit, paused, stuck_after_seconds,
+               stuck_action)
+           VALUES (%(name)s, %(limit)s, COALESCE(%(paused)s, false), %(after)s, %(action)s)
            ON CONFLICT (name) DO UPDATE SET
              concurrency_limit = CASE WHEN %(set_limit)s THEN EXCLUDED.concurrency_limit
                                       ELSE queues.concurrency_limit END,
-             paused = COALESCE(%(paused)s, queues.paused)
-           RETURNING name, concurrency_limit, paused""",
-        {"name": name, "limit": concurrency_limit, "set_limit": set_limit, "paused": paused})
+             paused = COALESCE(%(paused)s, queues.paused),
+             stuck_after_seconds = CASE WHEN %(set_after)s THEN EXCLUDED.stuck_after_seconds
+                                        ELSE queues.stuck_after_seconds END,
+             stuck_action = CASE WHEN %(set_action)s THEN EXCLUDED.stuck_action
+                                 ELSE queues.stuck_action END
+           RETURNING name, concurrency_limit, paused, stuck_after_seconds, stuck_action""",
+        {"name": name, "limit": concurrency_limit, "set_limit": set_limit, "paused": paused,
+         "after": stuck.get("stuck_after_seconds"), "action": stuck.get("stuck_action"),
+         "set_after": "stuck_after_seconds" in stuck, "set_action": "stuck_action" in stuck})
     row = await cur.fetchone()
     assert row is not None
     # A raised limit or a resumed queue may let waiting claims through now; every
     # replica drops its cached queue settings.
-    await notify(cur, [(name, None)])
+    await notify_all(cur, name)
     await notify_config_changed(cur)
     return cast(QueueRow, row)
 

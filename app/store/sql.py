@@ -14,10 +14,37 @@ import orjson
 from psycopg import AsyncCursor
 
 # The LISTEN/NOTIFY channel: a payload names a queue that has work ready now, or with a
-# time when work becomes ready (``encode``); the notifier (the LISTEN side) decodes it.
+# time when work becomes ready, and how many tasks (``encode``); the notifier (the LISTEN
+# side) decodes it and wakes that many waiting claims.
 CHANNEL = "branchwork_queue"
 # Sent when a queue's settings change (limit, pause); no queue name can start with "!".
 CONFIG_CHANGED = "!queues"
+
+
+# Stuck tasks (docs/operations.md): a running attempt's stuck_after (and stuck_action) is its
+# own, else its queue's, else the server's, which ``open_pool`` gives every connection as the
+# session settings ``branchwork.stuck_after_seconds`` (empty: off) and ``branchwork.stuck_action``.
+SERVER_STUCK_AFTER = "NULLIF(current_setting('branchwork.stuck_after_seconds', true), '')::float8"
+SERVER_STUCK_ACTION = "NULLIF(current_setting('branchwork.stuck_action', true), '')"
+
+
+def _stuck(queue_after: str) -> str:
+    after = f"COALESCE(tasks.stuck_after_seconds, {queue_after}, {SERVER_STUCK_AFTER})"
+    return (f"(CASE WHEN tasks.status = 'running' THEN COALESCE(tasks.last_progress_at "
+            f"< now() - make_interval(secs => {after}), false) ELSE false END)")
+
+
+# For reads of a few rows, over ``tasks`` unaliased: the queue's setting by primary key, and
+# only for running rows.
+STUCK_SQL = _stuck("(SELECT q.stuck_after_seconds FROM queues q WHERE q.name = tasks.queue)")
+# For passes over every running row: ``FROM tasks LEFT JOIN queues sq ON sq.name = tasks.queue``
+# (``STUCK_JOIN``) joins the queues once instead of looking one up per row.
+STUCK_JOIN = "LEFT JOIN queues sq ON sq.name = tasks.queue"
+STUCK_JOINED_SQL = _stuck("sq.stuck_after_seconds")
+STUCK_AFTER_JOINED_SQL = (
+    f"COALESCE(tasks.stuck_after_seconds, sq.stuck_after_seconds, {SERVER_STUCK_AFTER})")
+STUCK_ACTION_JOINED_SQL = (
+    f"COALESCE(tasks.stuck_action, sq.stuck_action, {SERVER_STUCK_ACTION}, 'mark')")
 
 
 class UnstorableValue(ValueError):
@@ -32,27 +59,35 @@ def dumps(value: Any) -> str:
         raise UnstorableValue(f"value cannot be stored as JSON: {exc}") from exc
 
 
-def encode(queue: str, run_at_epoch: float | None = None) -> str:
-    return queue if run_at_epoch is None else f"{queue}\t{run_at_epoch:.3f}"
+def encode(queue: str, run_at_epoch: float | None = None, count: int | None = None) -> str:
+    """``queue``, ``queue<TAB>when`` or ``queue<TAB>[when]<TAB>count``: the tasks made ready
+    (or due at ``when``), so that as many waiting claims are woken; no count wakes every one."""
+    when = "" if run_at_epoch is None else f"{run_at_epoch:.3f}"
+    if count is None:
+        return queue if run_at_epoch is None else f"{queue}\t{when}"
+    return f"{queue}\t{when}\t{count}"
 
 
-def decode(payload: str) -> tuple[str, float | None]:
-    queue, _, when = payload.partition("\t")
-    return queue, (float(when) if when else None)
+def decode(payload: str) -> tuple[str, float | None, int | None]:
+    queue, _, rest = payload.partition("\t")
+    when, _, count = rest.partition("\t")
+    return queue, (float(when) if when else None), (int(count) if count else None)
 
 
 def payloads(rows: Iterable[tuple[str, datetime | None]]) -> list[str]:
-    """One payload per queue: ready now, or the earliest future time something becomes ready."""
-    now_queues: set[str] = set()
-    later: dict[str, float] = {}
+    """One payload per queue, with how many rows it got: ready now, or the earliest future
+    time something becomes ready."""
+    now_counts: dict[str, int] = {}
+    later: dict[str, tuple[float, int]] = {}
     for queue, run_at in rows:
         if run_at is None:
-            now_queues.add(queue)
+            now_counts[queue] = now_counts.get(queue, 0) + 1
         else:
             ts = run_at.timestamp()
-            later[queue] = min(ts, later.get(queue, ts))
-    out = [encode(q) for q in sorted(now_queues)]
-    out += [encode(q, ts) for q, ts in sorted(later.items()) if q not in now_queues]
+            first, n = later.get(queue, (ts, 0))
+            later[queue] = (min(ts, first), n + 1)
+    out = [encode(q, None, n) for q, n in sorted(now_counts.items())]
+    out += [encode(q, ts, n) for q, (ts, n) in sorted(later.items()) if q not in now_counts]
     return out
 
 
@@ -63,6 +98,11 @@ async def notify(cur: AsyncCursor[Any], rows: Iterable[tuple[str, datetime | Non
         await cur.execute(
             "SELECT pg_notify(%s, m) FROM unnest(%s::text[]) AS m", (CHANNEL, messages)
         )
+
+
+async def notify_all(cur: AsyncCursor[Any], queue: str) -> None:
+    """Wake every waiting claim on ``queue`` (a resumed queue or a raised limit)."""
+    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, encode(queue)))
 
 
 async def notify_config_changed(cur: AsyncCursor[Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any, TypedDict, cast
 from psycopg import AsyncConnection, AsyncCursor
 
 from ...protocol import escape_like
+from .sql import STUCK_SQL
 
 Conn = AsyncConnection[Any]
 Cursor = AsyncCursor[Any]
@@ -21,12 +22,12 @@ TASK_COLUMNS = """id, name, queue, status, args, priority, run_at, attempts, max
     retry_delay_seconds, retry_backoff, retry_max_delay_seconds, timeout_seconds,
     idempotency_key, parent_id, root_id, depth, spawn_key, workflow_run_id, workflow_node,
     worker_id, lease_expires_at, cancel_requested, result, error, created_at, started_at,
-    finished_at"""
+    finished_at, stuck_after_seconds, stuck_action, last_progress_at, """ + STUCK_SQL + " AS stuck"
 
 # The studio's list rows: no result or error bodies, a short preview of the args.
 BRIEF_COLUMNS = """id, name, queue, status, priority, attempts, max_retries, parent_id, root_id,
     depth, worker_id, workflow_run_id, workflow_node, created_at, started_at, finished_at,
-    run_at, left(args::text, 160) AS args_preview"""
+    run_at, left(args::text, 160) AS args_preview, last_progress_at, """ + STUCK_SQL + " AS stuck"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,8 @@ class TaskRow(TypedDict, total=False):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    last_progress_at: datetime | None
+    stuck: bool
 
 
 class EventRow(TypedDict):

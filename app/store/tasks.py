@@ -14,7 +14,14 @@ from typing import Any, TypedDict, cast
 
 from psycopg import AsyncCursor
 
-from .sql import CHANNEL, dumps
+from .sql import (
+    CHANNEL,
+    STUCK_ACTION_JOINED_SQL,
+    STUCK_AFTER_JOINED_SQL,
+    STUCK_JOIN,
+    STUCK_JOINED_SQL,
+    dumps,
+)
 
 Cursor = AsyncCursor[Any]
 
@@ -32,25 +39,31 @@ WITH input AS MATERIALIZED (
         idx int, name text, queue text, args jsonb, priority int, max_retries int,
         retry_delay_seconds float8, retry_backoff text, retry_max_delay_seconds float8,
         timeout_seconds float8, idempotency_key text, parent_id bigint, spawn_key text,
-        delay_seconds float8, run_at timestamptz, workflow_run_id bigint, workflow_node text)
+        delay_seconds float8, run_at timestamptz, workflow_run_id bigint, workflow_node text,
+        stuck_after_seconds float8, stuck_action text)
 ), ins AS (
     INSERT INTO tasks (id, name, queue, status, args, priority, run_at, max_retries,
         retry_delay_seconds, retry_backoff, retry_max_delay_seconds, timeout_seconds,
-        idempotency_key, parent_id, root_id, depth, spawn_key, workflow_run_id, workflow_node)
+        idempotency_key, parent_id, root_id, depth, spawn_key, workflow_run_id, workflow_node,
+        stuck_after_seconds, stuck_action)
     SELECT i.id, i.name, i.queue, 'queued', i.args, i.priority,
         COALESCE(i.run_at, now() + make_interval(secs => COALESCE(i.delay_seconds, 0))),
         i.max_retries, i.retry_delay_seconds, i.retry_backoff, i.retry_max_delay_seconds,
         i.timeout_seconds, i.idempotency_key, i.parent_id, COALESCE(p.root_id, i.id),
-        COALESCE(p.depth + 1, 0), i.spawn_key, i.workflow_run_id, i.workflow_node
+        COALESCE(p.depth + 1, 0), i.spawn_key, i.workflow_run_id, i.workflow_node,
+        i.stuck_after_seconds, i.stuck_action
     FROM input i LEFT JOIN tasks p ON p.id = i.parent_id
     ORDER BY i.idx
     ON CONFLICT DO NOTHING
     RETURNING id, queue, CASE WHEN run_at > now() THEN run_at END AS wake_at
 ), note AS (
     -- One NOTIFY per queue, in this statement (no extra round trip): ready now, or the
-    -- earliest time something becomes ready (the payload format of notifier.encode).
-    SELECT pg_notify(%(channel)s, CASE WHEN bool_or(wake_at IS NULL) THEN queue
-        ELSE queue || E'\t' || round(extract(epoch FROM min(wake_at))::numeric, 3)::text END)
+    -- earliest time something becomes ready, and how many (the format of sql.encode).
+    SELECT pg_notify(%(channel)s, CASE
+        WHEN bool_or(wake_at IS NULL)
+        THEN queue || E'\t\t' || count(*) FILTER (WHERE wake_at IS NULL)
+        ELSE queue || E'\t' || round(extract(epoch FROM min(wake_at))::numeric, 3)::text
+            || E'\t' || count(*) END)
     FROM ins GROUP BY queue
 )
 SELECT i.idx, i.id, ins.id IS NOT NULL AS inserted, ins.queue, ins.wake_at,
@@ -74,7 +87,8 @@ JOIN tasks t ON (x.idempotency_key IS NOT NULL AND t.name = x.name
 REPORT_SQL = f"""
 WITH x AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(idx int, id bigint,
-        lease_token uuid, outcome text, result jsonb, error jsonb, retry_delay_seconds float8)
+        lease_token uuid, outcome text, result jsonb, error jsonb, retry_delay_seconds float8,
+        logs text)
 ), upd AS (
     UPDATE tasks t SET
         status = CASE
@@ -101,6 +115,13 @@ WITH x AS (
     SELECT id, attempts, CASE WHEN status = 'queued' THEN 'retry_scheduled' ELSE status END,
         status, worker_id, error
     FROM upd
+), lg AS (
+    -- The captured output is written only with the outcome it belongs to: a stale or forged
+    -- lease token, or a repeated report, changes no log.
+    INSERT INTO task_logs (task_id, attempt, output)
+    SELECT upd.id, upd.attempts, x.logs FROM upd JOIN x ON x.id = upd.id
+    WHERE x.logs IS NOT NULL
+    ON CONFLICT (task_id, attempt) DO UPDATE SET output = EXCLUDED.output, at = now()
 )
 SELECT x.idx, x.id, upd.id IS NOT NULL AS applied, upd.status AS new_status, upd.queue,
     CASE WHEN upd.status = 'queued' AND upd.run_at > now() THEN upd.run_at END AS wake_at,
@@ -112,12 +133,21 @@ LEFT JOIN tasks cur ON cur.id = x.id
 ORDER BY x.idx
 """
 
-LOGS_SQL = """
-INSERT INTO task_logs (task_id, attempt, output)
-SELECT x.id, t.attempts, x.output
-FROM jsonb_to_recordset(%(items)s::jsonb) AS x(id bigint, output text)
-JOIN tasks t ON t.id = x.id
-ON CONFLICT (task_id, attempt) DO UPDATE SET output = EXCLUDED.output, at = now()
+# The end of an attempt the server ends itself (sweep, stuck): the lease is cleared, the row
+# is returned as the rescuer's hooks read it, and the history records it under ``reason``.
+# ``due`` holds the ids (locked, still running when selected).
+ENDED_ATTEMPT_SQL = """finished_at = CASE WHEN t.cancel_requested OR t.attempts > t.max_retries
+                           THEN now() END,
+        lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL
+    FROM due WHERE t.id = due.id AND t.status = 'running'
+    RETURNING t.id, t.status, t.attempts, t.worker_id, t.queue, t.error, {reason} AS reason,
+        t.workflow_run_id,
+        CASE WHEN t.status = 'queued' AND t.run_at > now() THEN t.run_at END AS wake_at
+), ev AS (
+    INSERT INTO task_events (task_id, attempt, event, status, worker_id, error)
+    SELECT id, attempts, reason, status, worker_id, error FROM upd
+)
+SELECT * FROM upd
 """
 
 # Leases that ran out (the worker died) and attempts past their timeout, in one sweep.
@@ -132,7 +162,9 @@ WITH due AS (
     UPDATE tasks t SET
         status = CASE WHEN t.cancel_requested THEN 'cancelled'
                       WHEN t.attempts <= t.max_retries THEN 'queued' ELSE 'failed' END,
-        run_at = CASE WHEN due.reason = 'lost' THEN now()
+        -- A lost attempt keeps its place in line (its run_at, in the past): it was first
+        -- in line before the worker died, and must not wait behind the backlog since.
+        run_at = CASE WHEN due.reason = 'lost' THEN LEAST(t.run_at, now())
                       ELSE now() + make_interval(secs => {BACKOFF_SQL}) END,
         error = jsonb_build_object(
             'type', CASE WHEN due.reason = 'lost' THEN 'LeaseExpired' ELSE 'TimeoutError' END,
@@ -140,19 +172,25 @@ WITH due AS (
                 THEN 'the worker stopped heartbeating; its lease ran out'
                 ELSE format('the attempt ran past its timeout of %%s seconds', t.timeout_seconds)
                 END),
-        finished_at = CASE WHEN t.cancel_requested OR t.attempts > t.max_retries
-                           THEN now() END,
-        lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL
-    FROM due WHERE t.id = due.id
-    RETURNING t.id, t.status, t.attempts, t.worker_id, t.queue, t.error, due.reason,
-        t.workflow_run_id,
-        CASE WHEN t.status = 'queued' AND t.run_at > now() THEN t.run_at END AS wake_at
-), ev AS (
-    INSERT INTO task_events (task_id, attempt, event, status, worker_id, error)
-    SELECT id, attempts, reason, status, worker_id, error FROM upd
-)
-SELECT * FROM upd
-"""
+        {ENDED_ATTEMPT_SQL.format(reason="due.reason")}"""
+
+# Stuck attempts whose rule says "fail" (docs/operations.md, "Stuck tasks"): failed as
+# ``Stuck`` and retried per the task's policy, like a timeout. Rows shaped as the sweep's.
+FAIL_STUCK_SQL = f"""
+WITH due AS (
+    SELECT tasks.id, {STUCK_AFTER_JOINED_SQL} AS after FROM tasks {STUCK_JOIN}
+    WHERE tasks.status = 'running' AND {STUCK_ACTION_JOINED_SQL} = 'fail'
+      AND {STUCK_JOINED_SQL}
+    ORDER BY tasks.id LIMIT 1000
+    FOR UPDATE OF tasks SKIP LOCKED
+), upd AS (
+    UPDATE tasks t SET
+        status = CASE WHEN t.cancel_requested THEN 'cancelled'
+                      WHEN t.attempts <= t.max_retries THEN 'queued' ELSE 'failed' END,
+        run_at = now() + make_interval(secs => {BACKOFF_SQL}),
+        error = jsonb_build_object('type', 'Stuck', 'message',
+            'the attempt showed no progress for ' || due.after || ' seconds (stuck_after)'),
+        {ENDED_ATTEMPT_SQL.format(reason="'stuck'")}"""
 
 CANCEL_SQL = """
 WITH upd AS (
@@ -168,6 +206,18 @@ WITH upd AS (
         ELSE 'cancel_requested' END, status FROM upd
 )
 SELECT * FROM upd
+"""
+
+PURGE_SQL = """
+WITH upd AS (
+    UPDATE tasks SET status = 'cancelled', cancel_requested = true, finished_at = now()
+    WHERE queue = %(queue)s AND status = 'queued'
+    RETURNING id, attempts
+), ev AS (
+    INSERT INTO task_events (task_id, attempt, event, status)
+    SELECT id, attempts, 'cancelled', 'cancelled' FROM upd
+)
+SELECT count(*) AS n FROM upd
 """
 
 RETRY_SQL = """
@@ -261,13 +311,9 @@ async def existing_ids(cur: Cursor, keys: Sequence[dict[str, Any]]) -> dict[int,
     return {r["idx"]: r["id"] for r in await cur.fetchall()}
 
 
-async def save_logs(cur: Cursor, logs: Sequence[dict[str, Any]]) -> None:
-    """Each item's output (``id``, ``output``) as the log of the task's current attempt."""
-    await cur.execute(LOGS_SQL, {"items": dumps(logs)})
-
-
 async def report(cur: Cursor, items: Sequence[dict[str, Any]]) -> list[ReportRow]:
-    """Apply outcomes fenced by lease token; each row says what happened to its item."""
+    """Apply outcomes, and the logs they carry, fenced by lease token; each row says what
+    happened to its item."""
     await cur.execute(REPORT_SQL, {"items": dumps(items)})
     return cast(list[ReportRow], await cur.fetchall())
 
@@ -278,10 +324,23 @@ async def sweep(cur: Cursor) -> list[SweptRow]:
     return cast(list[SweptRow], await cur.fetchall())
 
 
+async def fail_stuck(cur: Cursor) -> list[SweptRow]:
+    """Fail (and retry per policy) up to 1,000 stuck attempts whose rule says "fail"."""
+    await cur.execute(FAIL_STUCK_SQL)
+    return cast(list[SweptRow], await cur.fetchall())
+
+
 async def cancel(cur: Cursor, ids: Sequence[int]) -> list[CancelledRow]:
     """Cancel queued tasks and flag running ones; finished ones are left out of the answer."""
     await cur.execute(CANCEL_SQL, {"ids": list(ids)})
     return cast(list[CancelledRow], await cur.fetchall())
+
+
+async def purge(cur: Cursor, queue: str) -> int:
+    """Cancel every queued task of ``queue`` (history kept; running tasks untouched)."""
+    await cur.execute(PURGE_SQL, {"queue": queue})
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
 
 
 async def retry(cur: Cursor, task_id: int) -> RetriedRow | None:

@@ -1,0 +1,48 @@
+"""Access tokens (admin only): create one (its secret is answered once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import Field
+
+from ... import protocol
+from ..engine import tokens as engine
+from ..jsonutil import JsonResponse, StrictJsonRoute
+from .deps import Server
+from .schemas import Strict
+
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"], route_class=StrictJsonRoute)
+
+TokenName = Annotated[str, Field(min_length=1, max_length=protocol.TOKEN_NAME_MAX,
+                                 pattern=protocol.TOKEN_NAME_PATTERN)]
+TokenPath = Annotated[str, Path(min_length=1, max_length=protocol.TOKEN_NAME_MAX,
+                                pattern=protocol.TOKEN_NAME_PATTERN)]
+Patterns = Annotated[list[Annotated[str, Field(max_length=protocol.QUEUE_NAME_MAX)]],
+                     Field(max_length=protocol.MAX_TOKEN_PATTERNS)]
+
+
+class TokenIn(Strict):
+    name: TokenName
+    role: protocol.TokenRole
+    queues: Patterns = []
+    names: Patterns = []
+
+
+@router.post("", status_code=201, summary="Create a token; its secret is shown only now")
+async def create(body: TokenIn, server: Server) -> JsonResponse:
+    row, secret = await engine.create_token(server, body.name, body.role, body.queues,
+                                            body.names)
+    return JsonResponse({**row, "token": secret}, status_code=201)
+
+
+@router.get("", summary="Tokens (never their secrets), live ones unless all=true")
+async def list_tokens(server: Server, include_revoked: Annotated[
+        bool, Query(alias="all")] = False) -> dict[str, Any]:
+    return {"tokens": await engine.list_tokens(server, include_revoked=include_revoked)}
+
+
+@router.post("/{name}/revoke", summary="Revoke a token, on every replica within a second")
+async def revoke(name: TokenPath, server: Server) -> dict[str, Any]:
+    return dict(await engine.revoke_token(server, name))
