@@ -18,6 +18,42 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 def json_problem(value: Any, path: str = "$", max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """None if ``value`` is storable JSON; otherwise where and why it is not. ``max_depth``:
     how deep ``value`` may nest (a scalar is 0, ``[1]`` 1), the server's limit for a body."""
+    if _storable(value, max_depth):
+        return None  # the common case, checked without building a path per node
+    return _where_not_storable(value, path, max_depth)
+
+
+def _storable(value: Any, max_depth: int) -> bool:
+    """``json_problem``'s rules, answering only yes or no (every request body passes here)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            if "\x00" in item:
+                return False
+        elif isinstance(item, int):
+            if not INT64_MIN <= item <= INT64_MAX:
+                return False
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict | list | tuple) and level >= max_depth:
+            return False
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str) or "\x00" in key:
+                    return False
+                stack.append((sub, level + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((sub, level + 1) for sub in item)
+        else:
+            return False
+    return True
+
+
+def _where_not_storable(value: Any, path: str, max_depth: int) -> str | None:
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         item, where, level = stack.pop()

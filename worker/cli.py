@@ -117,6 +117,9 @@ def setup_logging(level: str) -> None:
     for handler in root.handlers:
         handler.setLevel(chosen)
     root.setLevel(min(chosen, logging.INFO))
+    # The worker's own lines are filtered at their logger, so that below ``level`` they cost
+    # nothing on the hot path (one per finished task): no record is even made.
+    logging.getLogger("branchwork.worker").setLevel(chosen)
     # The client's one line per HTTP request is noise in the worker's log and in task logs.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(chosen, logging.WARNING))

@@ -30,6 +30,8 @@ def finished(task: dict[str, Any], attempt: int, outcome: dict[str, Any],
              seconds: float) -> None:
     """One line for an attempt that ended: name, id, outcome, duration, attempt."""
     what = outcome.get("outcome", "?")
+    if what != "failed" and not log.isEnabledFor(logging.INFO):
+        return  # on the hot path: build nothing that will not be printed
     tries = int(task.get("max_retries") or 0) + 1
     head = (f"task {task['id']} {task['name']} {what} in {_duration(seconds)} "
             f"(attempt {attempt} of {tries})")
