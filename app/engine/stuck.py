@@ -8,15 +8,11 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from ..store import tasks as task_store
-from ..store.sql import notify
 from ..store.tasks import SweptRow
-from .tx import transaction
+from .sweep import end_attempts
 
 
 async def fail_stuck(pool: AsyncConnectionPool) -> list[SweptRow]:
-    """One pass (at most 1,000 attempts) in one transaction; the rows are shaped like a
-    lease sweep's, so the same hooks (metrics, workflow advance) apply."""
-    async with transaction(pool) as cur:
-        rows = await task_store.fail_stuck(cur)
-        await notify(cur, ((r["queue"], r["wake_at"]) for r in rows if r["status"] == "queued"))
-    return rows
+    """One pass; the rows are shaped like a lease sweep's, so the same hooks (metrics,
+    workflow advance) apply."""
+    return await end_attempts(pool, task_store.fail_stuck)

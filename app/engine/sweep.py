@@ -13,17 +13,24 @@ from ..store import task_reads
 from ..store import tasks as task_store
 from ..store.sql import notify
 from ..store.tasks import SweptRow
-from .tx import single_statement, transaction
+from .tx import Cursor, single_statement, transaction
 
 SweepHook = Callable[[list[SweptRow]], Awaitable[None]]
 
 
-async def sweep(pool: AsyncConnectionPool) -> list[SweptRow]:
-    """One sweep (at most 1,000 attempts) in one transaction."""
+async def end_attempts(pool: AsyncConnectionPool,
+                       statement: Callable[[Cursor], Awaitable[list[SweptRow]]]) -> list[SweptRow]:
+    """One pass of a statement that ends attempts the server decides about (at most
+    ``SWEEP_BATCH``), in one transaction that wakes the claims of the tasks it requeued."""
     async with transaction(pool) as cur:
-        rows = await task_store.sweep(cur)
+        rows = await statement(cur)
         await notify(cur, ((r["queue"], r["wake_at"]) for r in rows if r["status"] == "queued"))
     return rows
+
+
+async def sweep(pool: AsyncConnectionPool) -> list[SweptRow]:
+    """One sweep of lost leases and timed-out attempts."""
+    return await end_attempts(pool, task_store.sweep)
 
 
 def count_swept(pool: AsyncConnectionPool, metrics: Metrics) -> SweepHook:

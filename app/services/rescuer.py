@@ -8,16 +8,13 @@ from collections.abc import Iterable
 from psycopg_pool import AsyncConnectionPool
 
 from ..engine.sweep import SweepHook, sweep
-from ..store.tasks import SweptRow
+from ..store.tasks import SWEEP_BATCH, SweptRow
 from .periodic import PeriodicService
-
-# A sweep takes at most this many rows: a full sweep may have left more behind, so the
-# next one runs without the pause.
-FULL_SWEEP = 1000
 
 
 class Rescuer(PeriodicService):
-    """Sweeps every ``interval`` seconds; ``hooks`` get the rows of a sweep that ended any."""
+    """Sweeps every ``interval`` seconds; ``hooks`` get the rows of a pass that ended any
+    attempt. A full pass (``SWEEP_BATCH`` rows) runs the next one without the pause."""
 
     task_name = "branchwork-rescuer"
     failure_message = "sweep failed; retrying"
@@ -28,13 +25,19 @@ class Rescuer(PeriodicService):
         super().__init__(pool, interval)
         self.hooks: list[SweepHook] = list(hooks)
 
+    async def end_attempts(self) -> list[SweptRow]:
+        return await sweep(self.pool)
+
+    def say(self, rows: list[SweptRow]) -> None:
+        self.log.info("rescued %d task(s)", len(rows))
+
     async def sweep_once(self) -> list[SweptRow]:
-        rows = await sweep(self.pool)
+        rows = await self.end_attempts()
         if rows:
-            self.log.info("rescued %d task(s)", len(rows))
+            self.say(rows)
             for hook in self.hooks:
                 await hook(rows)
         return rows
 
     async def step(self) -> bool:
-        return len(await self.sweep_once()) >= FULL_SWEEP
+        return len(await self.sweep_once()) >= SWEEP_BATCH

@@ -133,6 +133,10 @@ LEFT JOIN tasks cur ON cur.id = x.id
 ORDER BY x.idx
 """
 
+# The most attempts one pass of the sweep (or of the stuck sweeper) ends; a full pass means
+# more may be due, and the service runs the next one without its pause.
+SWEEP_BATCH = 1000
+
 # The end of an attempt the server ends itself (sweep, stuck): the lease is cleared, the row
 # is returned as the rescuer's hooks read it, and the history records it under ``reason``.
 # ``due`` holds the ids (locked, still running when selected).
@@ -156,7 +160,7 @@ WITH due AS (
     SELECT id, CASE WHEN timeout_at <= now() THEN 'timed_out' ELSE 'lost' END AS reason
     FROM tasks
     WHERE status = 'running' AND (lease_expires_at <= now() OR timeout_at <= now())
-    ORDER BY id LIMIT 1000
+    ORDER BY id LIMIT {SWEEP_BATCH}
     FOR UPDATE SKIP LOCKED
 ), upd AS (
     UPDATE tasks t SET
@@ -181,7 +185,7 @@ WITH due AS (
     SELECT tasks.id, {STUCK_AFTER_JOINED_SQL} AS after FROM tasks {STUCK_JOIN}
     WHERE tasks.status = 'running' AND {STUCK_ACTION_JOINED_SQL} = 'fail'
       AND {STUCK_JOINED_SQL}
-    ORDER BY tasks.id LIMIT 1000
+    ORDER BY tasks.id LIMIT {SWEEP_BATCH}
     FOR UPDATE OF tasks SKIP LOCKED
 ), upd AS (
     UPDATE tasks t SET
