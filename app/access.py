@@ -54,14 +54,32 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/docs"): ANY,
     ("GET", "/docs/oauth2-redirect"): ANY,
     ("GET", "/redoc"): ANY,
+    ("GET", "/docs/redoc.js"): PUBLIC,  # ReDoc's script, as the fastapi-offline package has it
     ("GET", "/metrics"): VIEW,
     # tasks
     ("POST", "/v1/tasks"): frozenset({"sender", "worker"}),
     ("POST", "/v1/tasks/batch"): frozenset({"sender", "worker"}),
     ("GET", "/v1/tasks/{task_id}"): SCOPED_READ,
+    ("GET", "/v1/tasks/{task_id}/why"): SCOPED_READ,
     ("GET", "/v1/tasks"): VIEW,
     ("POST", "/v1/tasks/{task_id}/cancel"): ADMIN,
     ("POST", "/v1/tasks/{task_id}/retry"): ADMIN,
+    # durable tasks: events and signals resume waiting tasks (a signal's route checks the
+    # task's scope); steps are read by a re-run and written under the attempt's lease
+    ("POST", "/v1/events"): frozenset({"sender", "worker"}),
+    ("POST", "/v1/tasks/{task_id}/signal"): frozenset({"sender", "worker"}),
+    ("GET", "/v1/tasks/{task_id}/steps"): SCOPED_READ,
+    ("POST", "/v1/tasks/{task_id}/steps"): WORKER,
+    ("POST", "/v1/tasks/bulk"): ADMIN,
+    ("POST", "/v1/prune"): ADMIN,
+    # progress and streams: a running attempt writes (fenced by its lease token), readers
+    # follow (the route checks the task's scope)
+    ("POST", "/v1/tasks/{task_id}/stream"): WORKER,
+    ("GET", "/v1/tasks/{task_id}/stream"): SCOPED_READ,
+    # people in the loop (a decision resumes a task, as a cancel stops one: admin's)
+    ("GET", "/v1/approvals"): VIEW,
+    ("POST", "/v1/tasks/{task_id}/approve"): ADMIN,
+    ("POST", "/v1/tasks/{task_id}/reject"): ADMIN,
     # the worker protocol (reports, heartbeats and releases are fenced by lease tokens,
     # which only the claim hands out, and the claim is scoped)
     ("POST", "/v1/workers/register"): WORKER,
@@ -79,6 +97,12 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/queues/throughput"): VIEW,
     ("PUT", "/v1/queues/{name}"): WORKER,
     ("POST", "/v1/queues/{name}/purge"): ADMIN,
+    ("PUT", "/v1/queues/{name}/rate-limit"): WORKER,
+    # named rate limits (docs/flow-control.md): workers declare them as they declare queues
+    ("PUT", "/v1/rate-limits/{name}"): WORKER,
+    ("GET", "/v1/rate-limits"): VIEW,
+    ("GET", "/v1/rate-limits/{name}"): VIEW,
+    ("DELETE", "/v1/rate-limits/{name}"): ADMIN,
     # trees
     ("GET", "/v1/trees"): VIEW,
     ("GET", "/v1/trees/{task_id}"): VIEW,
@@ -92,6 +116,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/workflow-runs"): VIEW,
     ("GET", "/v1/workflow-runs/{run_id}"): SCOPED_READ,
     ("POST", "/v1/workflow-runs/{run_id}/cancel"): ADMIN,
+    ("POST", "/v1/workflow-runs/{run_id}/rerun"): ADMIN,
     ("GET", "/v1/workflow-runs/{run_id}/wait"): frozenset({"sender", "viewer"}),
     ("POST", "/v1/workflow-runs/{run_id}/directives"): WORKER,
     ("GET", "/v1/workflow-runs/{run_id}/channel"): WORKER_VIEW,
@@ -126,7 +151,15 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/studio/events"): VIEW,
     ("POST", "/studio/tasks/{task_id}/cancel"): ADMIN,
     ("POST", "/studio/tasks/{task_id}/retry"): ADMIN,
+    ("POST", "/studio/tasks/{task_id}/approve"): ADMIN,
+    ("POST", "/studio/tasks/{task_id}/reject"): ADMIN,
     ("POST", "/studio/schedules/{name:path}/{action}"): ADMIN,
+    ("POST", "/studio/queues/{name:path}/{action}"): ADMIN,
+    ("POST", "/studio/definitions/send"): ADMIN,
+    ("POST", "/studio/trees/{task_id}/cancel"): ADMIN,
+    ("POST", "/studio/workflows/runs/{run_id}/cancel"): ADMIN,
+    ("POST", "/studio/workflows/runs/{run_id}/rerun"): ADMIN,
+    ("POST", "/studio/bulk/{action}"): ADMIN,
 }
 # Every other GET of the studio is a page or a partial: viewers may read them.
 STUDIO_PAGE_PREFIX = "/studio"

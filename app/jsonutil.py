@@ -4,6 +4,8 @@ store). Encoding for the database is ``store/sql.py: dumps``; size limits are
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -12,6 +14,8 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
+from fastapi.utils import is_body_allowed_for_status_code
+from pydantic_core import to_jsonable_python
 from starlette.responses import JSONResponse, Response
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -118,8 +122,35 @@ class StrictJsonRequest(Request):
         return self._json
 
 
+def _answered_as_returned(endpoint: Callable[..., Any],
+                          status_code: int | None) -> Callable[..., Any]:
+    """``endpoint``, its answer sent as it returns it: encoded as FastAPI encodes an ``Any``
+    answer (pydantic's JSON mode), never validated against nor filtered by the route's
+    ``response_model``, which then only documents the answer (``app/openapi.py``)."""
+
+    @functools.wraps(endpoint)
+    async def answer(*args: Any, **kwargs: Any) -> Any:
+        out = await endpoint(*args, **kwargs)
+        if isinstance(out, Response):
+            return out
+        status = status_code or 200
+        if not is_body_allowed_for_status_code(status):
+            return Response(status_code=status)
+        return JsonResponse(to_jsonable_python(out), status_code=status)
+
+    return answer
+
+
 class StrictJsonRoute(APIRoute):
-    """Routes whose JSON bodies are parsed by :func:`strict_loads` (faster, and strict)."""
+    """Routes whose JSON bodies are parsed by :func:`strict_loads` (faster, and strict), and
+    whose answers go out as the route returns them: the declared ``response_model`` is the
+    documented shape (tests/test_openapi.py holds real answers to it), not a per-request
+    validation and filter, which would cost time and could drop a field a client reads."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if inspect.iscoroutinefunction(endpoint):
+            endpoint = _answered_as_returned(endpoint, kwargs.get("status_code"))
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

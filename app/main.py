@@ -21,7 +21,23 @@ from ..studio import routes as studio
 from . import migrate
 from . import openapi as api_document
 from .access import authorize
-from .api import health, kv, metrics, queues, schedules, tasks, tokens, trees, workers, workflows
+from .api import (
+    approvals,
+    bulk,
+    events,
+    health,
+    kv,
+    limits,
+    metrics,
+    queues,
+    schedules,
+    streams,
+    tasks,
+    tokens,
+    trees,
+    workers,
+    workflows,
+)
 from .database import resolve_database_url, stop_embedded
 from .engine.sweep import count_swept
 from .errors import install_error_handlers
@@ -29,10 +45,13 @@ from .jsonutil import JsonResponse
 from .metrics import Metrics
 from .notifier import Notifier
 from .security import GuardMiddleware
+from .services.children import ChildrenSweeper
 from .services.leader import LeaderElector
 from .services.rescuer import Rescuer
+from .services.retention import RetentionService
 from .services.scheduler import Scheduler
 from .services.stuck import StuckSweeper
+from .services.waits import WaitTimer
 from .services.workflow_advancer import WorkflowAdvancer
 from .settings import Settings, get_settings
 from .state import ServerState, Service
@@ -42,13 +61,15 @@ log = logging.getLogger("branchwork")
 
 # Every router of the service, in the order they are matched.
 ROUTERS: tuple[APIRouter, ...] = (
-    trees.router, workflows.router, schedules.router,
+    trees.router, workflows.router, schedules.router, approvals.router,
     health.router, tasks.router, workers.router, queues.router, kv.router, metrics.router,
-    tokens.router,
+    tokens.router, streams.router, bulk.router, events.router, limits.router,
     studio.router,
 )
 
 STUDIO_OBSERVE_SECONDS = 0.5
+# The children sweeper reads every child of every waiting durable parent: not too often.
+CHILDREN_SWEEP_SECONDS = 5.0
 
 
 def build_services(state: ServerState) -> list[Service]:
@@ -69,6 +90,14 @@ def build_services(state: ServerState) -> list[Service]:
         stuck = StuckSweeper(pool, max(settings.sweep_interval_seconds,
                                        settings.lease_seconds / 3), rescuer.hooks)
         services += [rescuer, stuck, elector, advancer, scheduler]
+        # Durable waits past their timeout resume; old events are forgotten.
+        services.append(WaitTimer(pool, settings.wait_interval_seconds,
+                                  settings.event_retention_seconds))
+        # Parents whose children finished outside a report (cancelled, rescued) resume.
+        services.append(ChildrenSweeper(pool, max(settings.wait_interval_seconds,
+                                                  CHILDREN_SWEEP_SECONDS)))
+        # Finished tasks, runs and expired KV entries past their retention, in batches.
+        services.append(RetentionService(pool, settings))
     state.studio = studio.Studio(pool, STUDIO_OBSERVE_SECONDS)
     services.append(state.studio.observer)
     services.append(state.tokens)  # its last-use writes finish before the pool closes
@@ -103,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.database_url is None:  # only the PostgreSQL this app started
                 await asyncio.to_thread(stop_embedded)
 
-    app = FastAPI(
+    app = api_document.offline_app(
         title="Branchwork",
         version="0.1.0",
         summary="Task orchestration on PostgreSQL",

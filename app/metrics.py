@@ -30,6 +30,8 @@ COUNTERS = {
     "failed": "Task attempts that failed, reported or ended by the server (lease ran out, "
               "timeout); retried or final.",
     "cancelled": "Task attempts that ended cancelled.",
+    "folded": "Sends folded into a task already there (debounce, or a concurrency key's "
+              "cancel-newest): no new task; the answer names the task (folded_into).",
 }
 HISTOGRAMS = {
     "claim_wait_seconds": "Time from when a task became ready (run_at) to its claim.",
@@ -92,7 +94,9 @@ class Metrics:
         tasks' column mappings, ``outcomes`` have ``.duplicate`` (duplicates do not count)."""
         with self._lock:
             for item, out in zip(items, outcomes, strict=False):
-                if not out.duplicate:
+                if getattr(out, "folded_into", None) is not None:
+                    self._count("folded", item["queue"], item["name"])
+                elif not out.duplicate:
                     self._count("sent", item["queue"], item["name"])
 
     def claimed(self, tasks: Sequence[Mapping[str, Any]]) -> None:
@@ -169,6 +173,8 @@ class Metrics:
                   f"branchwork_workers_online {gauges['workers_online']}"]
         if gauges.get("health") is not None:
             lines += health_lines(gauges["health"])
+        if gauges.get("flow") is not None:
+            lines += flow_lines(gauges["flow"])
         return "\n".join(lines) + "\n"
 
 
@@ -200,4 +206,45 @@ def health_lines(health: Mapping[str, Any]) -> list[str]:
     lines += ["# HELP branchwork_queue_health_warnings Queue health warnings now (see /health).",
               "# TYPE branchwork_queue_health_warnings gauge",
               f"branchwork_queue_health_warnings {len(health['warnings'])}"]
+    return lines
+
+
+FLOW_LIMIT_GAUGES = (
+    ("branchwork_rate_limit_units_used", "units_used",
+     "Units of a rate limit in use now, summed over its keys (they free one per step)."),
+    ("branchwork_rate_limit_capacity", "capacity",
+     "Units one key of a rate limit allows at once (burst + 1)."),
+    ("branchwork_rate_limit_keys_in_use", "keys_in_use", "Keys of a rate limit with units in use."),
+    ("branchwork_rate_limit_keys_exhausted", "keys_exhausted",
+     "Keys of a rate limit with no unit free now."),
+    ("branchwork_rate_limit_next_unit_seconds", "next_unit_seconds",
+     "Seconds until an exhausted key of a rate limit frees its next unit (0: none waits)."),
+)
+FLOW_KEY_GAUGES = (
+    ("branchwork_concurrency_keys", "keys", "Concurrency keys with unfinished tasks."),
+    ("branchwork_concurrency_keys_full", "full",
+     "Concurrency keys running as many tasks as their limit."),
+    ("branchwork_concurrency_key_running", "running", "Tasks running under a concurrency key."),
+)
+
+
+def flow_lines(flow: Mapping[str, Any]) -> list[str]:
+    """Gauges of flow control in use (``app/read/flow.py``), read at scrape time; per limit
+    and per queue, never per key (keys are per customer: unbounded)."""
+    lines: list[str] = []
+    for metric, key, help_text in FLOW_LIMIT_GAUGES:
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
+        for row in flow["limits"]:
+            lines.append(f'{metric}{{limit="{escape_label(row["name"])}"}} {row[key]!r}')
+    for metric, key, help_text in FLOW_KEY_GAUGES:
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
+        for queue, row in sorted(flow["keys"].items()):
+            lines.append(f'{metric}{{queue="{escape_label(queue)}"}} {row[key]}')
+    lines += ["# HELP branchwork_tasks_held_back Due queued tasks a flow control holds back "
+              "now, by what: a concurrency key at its limit, or a rate limit with no unit free.",
+              "# TYPE branchwork_tasks_held_back gauge"]
+    for row in flow["held"]:
+        for reason in ("key_limit", "rate_limit"):
+            lines.append(f'branchwork_tasks_held_back{{queue="{escape_label(row["queue"])}",'
+                         f'reason="{reason}"}} {row[reason]}')
     return lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -21,6 +22,11 @@ from ..protocol import QueueSelector
 from .store.sql import CONFIG_CHANGED, decode, listen
 
 log = logging.getLogger("branchwork.notifier")
+
+# Delayed wake-ups are kept per queue and due time, to this resolution (seconds), and at most
+# this many per queue (see ``Notifier._wake_later``).
+TIMER_RESOLUTION = 0.05
+MAX_TIMERS_PER_QUEUE = 256
 
 
 class Subscription:
@@ -58,7 +64,8 @@ class Notifier:
         # Insertion-ordered: the longest-waiting claims are woken first.
         self._subs: dict[Subscription, None] = {}
         self._task: asyncio.Task[None] | None = None
-        self._timers: dict[str, tuple[asyncio.TimerHandle, int | None]] = {}
+        # Delayed wake-ups: queue -> due slot -> (timer, how many claims it wakes).
+        self._timers: dict[str, dict[int, tuple[asyncio.TimerHandle, int | None]]] = {}
         self.connected = asyncio.Event()
         # Called on CONFIG_CHANGED and on every (re)connect, when messages may have been missed.
         self.config_listeners: list[Callable[[], None]] = []
@@ -73,8 +80,9 @@ class Notifier:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        for timer, _ in self._timers.values():
-            timer.cancel()
+        for timers in self._timers.values():
+            for timer, _ in timers.values():
+                timer.cancel()
 
     @contextlib.asynccontextmanager
     async def subscribe(self, selector: QueueSelector,
@@ -110,25 +118,37 @@ class Notifier:
         for sub in list(self._subs):
             sub.event.set()
 
+    def wake_later(self, queue: str, run_at_epoch: float) -> None:
+        """Wake the claims waiting on ``queue`` at that time (a rate limit's next unit)."""
+        self._wake_later(queue, run_at_epoch, None)
+
     def _wake_later(self, queue: str, run_at_epoch: float, count: int | None) -> None:
+        """One timer per queue and distinct due time (to ``TIMER_RESOLUTION``), so tasks due
+        at different times (durable sleeps, delayed sends) each wake a claim on time. Past
+        ``MAX_TIMERS_PER_QUEUE`` a wake-up joins the nearest earlier one; the claims it wakes
+        too early go back to waiting, and the fallback poll covers them."""
         delay = run_at_epoch - time.time()
         if delay <= 0:
             self.wake(queue, count)
             return
-        loop = asyncio.get_running_loop()
-        current = self._timers.get(queue)
+        slot = math.ceil(run_at_epoch / TIMER_RESOLUTION)
+        timers = self._timers.setdefault(queue, {})
+        if slot not in timers and len(timers) >= MAX_TIMERS_PER_QUEUE:
+            slot = max((s for s in timers if s < slot), default=slot)
+        current = timers.get(slot)
         if current is not None:
             timer, pending = current
-            count = None if count is None or pending is None else count + pending
-            if timer.when() <= loop.time() + delay:
-                # an earlier wake-up for this queue is already set: it wakes for both
-                self._timers[queue] = (timer, count)
-                return
-            timer.cancel()
-        self._timers[queue] = (loop.call_later(delay + 0.005, self._fire_timer, queue), count)
+            timers[slot] = (timer, None if count is None or pending is None else count + pending)
+            return
+        wait = max(0.0, slot * TIMER_RESOLUTION - time.time())
+        loop = asyncio.get_running_loop()
+        timers[slot] = (loop.call_later(wait + 0.005, self._fire_timer, queue, slot), count)
 
-    def _fire_timer(self, queue: str) -> None:
-        _, count = self._timers.pop(queue, (None, None))
+    def _fire_timer(self, queue: str, slot: int) -> None:
+        timers = self._timers.get(queue, {})
+        _, count = timers.pop(slot, (None, None))
+        if not timers:
+            self._timers.pop(queue, None)
         self.wake(queue, count)
 
     def config_changed(self) -> None:

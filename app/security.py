@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -11,15 +12,22 @@ from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..protocol import MAX_JSON_DEPTH
-from . import credentials
+from . import credentials, openapi
 from .credentials import CALLER
 from .errors import error_body
 from .jsonutil import contains_nul, too_deep
+
+if TYPE_CHECKING:
+    from .state import ServerState
 
 # Paths that need no token (the studio's own pages are guarded by its session).
 OPEN_PATHS = ("/health", "/")
 # Every 401 says which scheme it wants (RFC 9110 section 11.6.1).
 CHALLENGE = ((b"www-authenticate", b'Bearer realm="branchwork"'),)
+# Swagger UI's and ReDoc's files (a package's, nothing secret), and what a browser opens
+# with the studio's session instead of a bearer token (app/openapi.py).
+DOCS_ASSETS = openapi.DOCS_ASSETS
+DOCS_PATHS = (*openapi.DOC_PAGES, openapi.OPENAPI_URL)
 # The studio guards itself (login form, signed session cookie, CSRF tokens); its caller comes
 # from the session cookie, not a bearer header.
 SELF_GUARDED_PREFIXES = ("/studio/",)
@@ -59,8 +67,10 @@ class GuardMiddleware:
             if path == "/studio" or path.startswith(SELF_GUARDED_PREFIXES):
                 scope[CALLER] = await credentials.studio_caller(state, headers.get(b"cookie"))
                 return True
-            if path in OPEN_PATHS:
+            if path in OPEN_PATHS or path.startswith(DOCS_ASSETS):
                 return True
+            if path in DOCS_PATHS and b"authorization" not in headers:
+                return await self._docs_session(scope, state, path, headers, send)
             caller = await credentials.api_caller(state, headers.get(b"authorization"))
         except (psycopg.OperationalError, PoolTimeout, TimeoutError):
             # The tokens could not be read, and none were read before.
@@ -73,6 +83,27 @@ class GuardMiddleware:
             return False
         scope[CALLER] = caller
         return True
+
+    async def _docs_session(self, scope: Scope, state: ServerState, path: str,
+                            headers: dict[bytes, bytes], send: Send) -> bool:
+        """The API's pages and document, opened by a browser: the studio's session stands
+        for a token (a browser sends no bearer header); without one the pages go to the
+        studio's login, the document answers 401."""
+        caller = await credentials.studio_caller(state, headers.get(b"cookie"))
+        if caller is not None:
+            scope[CALLER] = caller
+            return True
+        if path == openapi.OPENAPI_URL:
+            await _send_json(send, 401, error_body(
+                "unauthorized", "a valid bearer token or studio session is required"),
+                CHALLENGE)
+        else:
+            location = f"/studio/login?next={path}".encode()
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", location), (b"content-length", b"0"),
+                                    (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": b""})
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

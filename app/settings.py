@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often workflow timeouts and swept node tasks are "
         "applied."
     )
+    wait_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often durable waits past their timeout are "
+        "resumed (docs/durable.md)."
+    )
+    event_retention_seconds: float = Field(
+        default=7 * 86400.0, ge=86400.0, description="How long posted events are kept: for "
+        "the look-back of waits (at most a day) and to recognise a repeated event id."
+    )
     stuck_after_seconds: float | None = Field(
         default=None, gt=0, description="A running attempt that shows no progress (no context "
         "call, no send, no KV) this long is shown stuck; tasks and queues may set their own. "
@@ -84,6 +92,24 @@ class Settings(BaseSettings):
     health_dead_tuples: int = Field(
         default=100_000, gt=0, description="Queue health: more dead tuples than this in tasks "
         "or task_events is reported."
+    )
+    retention_succeeded_seconds: float = Field(
+        default=7 * 86400.0, ge=0, le=100 * 365 * 86400, description="Retention: succeeded "
+        "tasks (with their history and logs) and workflow runs are deleted this long after "
+        "they finished; queues may set their own. 0: kept forever."
+    )
+    retention_failed_seconds: float = Field(
+        default=30 * 86400.0, ge=0, le=100 * 365 * 86400, description="Retention of failed "
+        "tasks and runs (kept longer: someone may still look into them). 0: kept forever."
+    )
+    retention_cancelled_seconds: float = Field(
+        default=7 * 86400.0, ge=0, le=100 * 365 * 86400, description="Retention of cancelled "
+        "tasks and runs (cancelled on purpose: kept as long as succeeded ones). 0: kept forever."
+    )
+    retention_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often the retention service looks for finished "
+        "tasks, runs and expired KV entries past their retention (it deletes in batches of "
+        "1,000 and goes on at once while batches are full)."
     )
     run_services: bool = Field(
         default=True, description="Run background services (lease rescuer, scheduler)."

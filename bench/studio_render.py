@@ -5,7 +5,8 @@ nodes (a root, 50 children, 4,949 grandchildren) and 95,000 other tasks spread o
 queues and every status, a third of them finished within the last hour. A real server (uvicorn
 in a thread) then serves the task list, the tree and the overview; each view is timed
 "cold" (the studio's shared cache invalidated before each request, i.e. the cost after a
-change) and "warm" (another browser asking after the same change). Prints JSON.
+change) and "warm" (another browser asking after the same change); the tree views include
+the tree's timeline, and the Queues and Performance partials their charts. Prints JSON.
 
     python bench/studio_render.py [postgresql://postgres@127.0.0.1:5432/postgres]
 """
@@ -131,6 +132,9 @@ def main() -> None:
             "tree_5000_all_levels_open": f"/studio/partials/tree/1?open={open_all}:200",
             "tree_index": "/studio/partials/trees",
             "overview": "/studio/partials/overview",
+            "queues_depth_chart": "/studio/partials/queues",
+            "performance_24h": "/studio/partials/performance?window=24h",
+            "performance_7d": "/studio/partials/performance?window=7d",
         }
         results: dict[str, Any] = {}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:

@@ -15,18 +15,21 @@ from ._exceptions import (
     BranchworkError,
     Conflict,
     DefinitionError,
+    DurableError,
     InvalidArgs,
     InvalidValue,
     NotFound,
     PayloadTooLarge,
     ResultNotSerializable,
     ServerError,
+    StepMismatch,
     TaskCancelled,
     TaskError,
     TaskFailed,
     TransportError,
     Unauthorized,
     ValidationError,
+    WaitTimedOut,
     WaitTimeout,
     WorkflowCancelled,
     WorkflowError,
@@ -35,10 +38,13 @@ from ._exceptions import (
 from ._handle import TaskRun
 from ._http import AsyncClient, Client
 from ._kv import KV, KVStore
+from ._limits import ConcurrencyKey, RateLimit, RateLimitUse
 from ._options import Queue
+from ._people import ApprovalDecision
 from ._registry import Registry
 from ._request import TaskRequest, asend_batch, send_batch
 from ._settings import ClientSettings
+from ._stream import StreamEvent
 from ._task import ConfiguredTask, TaskDefinition
 from ._trees import (
     acancel_tree,
@@ -53,8 +59,15 @@ from ._trees import (
     wait_tree,
     waiting,
 )
+from ._windows import Debounce
 from ._workflow import ConfiguredWorkflow, Workflow
-from ._workflow_context import WorkflowContext, get_workflow_context
+from ._workflow_context import (
+    DurableRuns,
+    NodeRun,
+    RunOutcome,
+    WorkflowContext,
+    get_workflow_context,
+)
 from ._workflow_run import Channel, WorkflowRun
 
 __version__ = "0.1.0"
@@ -62,6 +75,7 @@ __version__ = "0.1.0"
 __all__ = [  # noqa: RUF022 (grouped: client, then trees and workflows)
     "KV",
     "ApiError",
+    "ApprovalDecision",
     "AsyncClient",
     "BadRequest",
     "BranchworkError",
@@ -70,15 +84,21 @@ __all__ = [  # noqa: RUF022 (grouped: client, then trees and workflows)
     "ConfiguredTask",
     "Conflict",
     "DefinitionError",
+    "DurableError",
     "InvalidArgs",
     "InvalidValue",
     "KVStore",
     "NotFound",
     "PayloadTooLarge",
     "Queue",
+    "RateLimit",
+    "RateLimitUse",
+    "ConcurrencyKey",
+    "Debounce",
     "Registry",
     "ResultNotSerializable",
     "ServerError",
+    "StepMismatch",
     "TaskCancelled",
     "TaskContext",
     "TaskDefinition",
@@ -89,6 +109,7 @@ __all__ = [  # noqa: RUF022 (grouped: client, then trees and workflows)
     "TransportError",
     "Unauthorized",
     "ValidationError",
+    "WaitTimedOut",
     "WaitTimeout",
     "asend_batch",
     "configure",
@@ -99,6 +120,10 @@ __all__ = [  # noqa: RUF022 (grouped: client, then trees and workflows)
     "task_context",
     # task trees and workflows (_trees.py, _workflow.py)
     "Channel",
+    "DurableRuns",
+    "NodeRun",
+    "RunOutcome",
+    "StreamEvent",
     "ConfiguredWorkflow",
     "Node",
     "Workflow",

@@ -7,6 +7,7 @@ flows over these calls (``_flow.py``); nothing else in the client builds a reque
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +55,7 @@ class Call:
 
 def send_is_safe(body: Mapping[str, Any]) -> bool:
     """A send can be repeated when the server will recognise the repeat as a duplicate."""
-    return bool(body.get("idempotency_key")) or bool(
+    return bool(body.get("idempotency_key") or body.get("debounce_seconds")) or bool(
         body.get("parent_id") is not None and body.get("spawn_key"))
 
 
@@ -94,6 +95,11 @@ def get_task(task_id: int) -> Call:
     return Call("GET", f"/v1/tasks/{int(task_id)}", safe=True)
 
 
+def why_task(task_id: int) -> Call:
+    """Why a task is not running: the reasons the server computes now."""
+    return Call("GET", f"/v1/tasks/{int(task_id)}/why", safe=True)
+
+
 def list_tasks(**filters: Any) -> Call:
     return Call("GET", "/v1/tasks", params=filters, safe=True)
 
@@ -107,13 +113,37 @@ def retry_task(task_id: int) -> Call:
     return Call("POST", f"/v1/tasks/{int(task_id)}/retry")
 
 
+def list_approvals(*, queue: str | None = None, cursor: int | None = None,
+                   limit: int = 100) -> Call:
+    params: dict[str, Any] = {"limit": limit}
+    if queue is not None:
+        params["queue"] = queue
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call("GET", "/v1/approvals", params=params, safe=True)
+
+
+def decide_approval(task_id: int, approved: bool, comment: str | None = None) -> Call:
+    # Not safe: a repeat after the first one landed would answer 409 already_decided.
+    verb = "approve" if approved else "reject"
+    return Call("POST", f"/v1/tasks/{int(task_id)}/{verb}",
+                json={"comment": comment} if comment is not None else {})
+
+
 def kv_get(key: str) -> Call:
     return Call("GET", _key(key), safe=True, none_on_404=True,
                 parse=lambda body: None if body is None else body["value"])
 
 
-def kv_set(key: str, value: str) -> Call:
-    return Call("PUT", _key(key), json={"value": _value(value)}, safe=True,
+def _kv_body(value: str, ttl_seconds: float | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"value": _value(value)}
+    if ttl_seconds is not None:
+        body["ttl_seconds"] = float(ttl_seconds)
+    return body
+
+
+def kv_set(key: str, value: str, ttl_seconds: float | None = None) -> Call:
+    return Call("PUT", _key(key), json=_kv_body(value, ttl_seconds), safe=True,
                 parse=lambda body: None)
 
 
@@ -121,9 +151,9 @@ def kv_delete(key: str) -> Call:
     return Call("DELETE", _key(key), safe=True, parse=lambda body: bool(body["deleted"]))
 
 
-def kv_set_if_absent(key: str, value: str) -> Call:
+def kv_set_if_absent(key: str, value: str, ttl_seconds: float | None = None) -> Call:
     # Not safe: a repeat after the first one landed would answer "not set".
-    return Call("POST", _key(key) + "/set-if-absent", json={"value": _value(value)},
+    return Call("POST", _key(key) + "/set-if-absent", json=_kv_body(value, ttl_seconds),
                 parse=lambda body: bool(body["set"]))
 
 
@@ -148,8 +178,10 @@ def _value(value: str) -> str:
 
 def configure_queue(name: str, *, concurrency_limit: int | None = UNSET,
                     paused: bool | None = None, stuck_after_seconds: float | None = UNSET,
-                    stuck_action: str | None = UNSET) -> Call:
-    body: dict[str, Any] = {}
+                    stuck_action: str | None = UNSET,
+                    retention: Mapping[str, float | None] | None = None) -> Call:
+    body: dict[str, Any] = {f"retention_{status}_seconds": seconds
+                            for status, seconds in (retention or {}).items()}
     if concurrency_limit is not UNSET:
         body["concurrency_limit"] = concurrency_limit
     if paused is not None:
@@ -159,6 +191,28 @@ def configure_queue(name: str, *, concurrency_limit: int | None = UNSET,
     if stuck_action is not UNSET:
         body["stuck_action"] = stuck_action
     return Call("PUT", f"/v1/queues/{_segment(name)}", json=body, safe=True)
+
+
+def put_rate_limit(name: str, *, units: int, period_seconds: float, burst: int = 0) -> Call:
+    return Call("PUT", f"/v1/rate-limits/{_segment(name)}", safe=True,
+                json={"units": units, "period_seconds": float(period_seconds), "burst": burst})
+
+
+def list_rate_limits() -> Call:
+    return Call("GET", "/v1/rate-limits", safe=True, parse=lambda body: body["rate_limits"])
+
+
+def get_rate_limit(name: str) -> Call:
+    return Call("GET", f"/v1/rate-limits/{_segment(name)}", safe=True)
+
+
+def delete_rate_limit(name: str) -> Call:
+    return Call("DELETE", f"/v1/rate-limits/{_segment(name)}", safe=True)
+
+
+def set_queue_rate_limit(queue: str, limit: str | None) -> Call:
+    return Call("PUT", f"/v1/queues/{_segment(queue)}/rate-limit", json={"limit": limit},
+                safe=True)
 
 
 def list_queues() -> Call:
@@ -171,6 +225,25 @@ def list_task_definitions() -> Call:
 
 def queue_throughput() -> Call:
     return Call("GET", "/v1/queues/throughput", safe=True)
+
+
+def bulk_tasks(action: str, filters: Mapping[str, Any], dry_run: bool = False) -> Call:
+    """``filters``: the fields of a bulk filter that are set (docs/api.md, "Bulk")."""
+    body = {k: v for k, v in filters.items() if v is not None}
+    return Call("POST", "/v1/tasks/bulk", json={**body, "action": action, "dry_run": dry_run},
+                safe=dry_run)
+
+
+def rerun_run(run_id: int, from_node: str) -> Call:
+    return Call("POST", _run(run_id) + "/rerun", json={"from_node": from_node})
+
+
+def prune(older_than_seconds: float | None = None, queue: str | None = None,
+          dry_run: bool = False) -> Call:
+    # Safe: a repeat deletes only what is due by then, which is what a prune means anyway.
+    body = {"older_than_seconds": older_than_seconds, "queue": queue, "dry_run": dry_run}
+    return Call("POST", "/v1/prune", json={k: v for k, v in body.items() if v is not None},
+                safe=True)
 
 
 def purge_queue(name: str) -> Call:
@@ -212,12 +285,25 @@ def heartbeat(worker_id: str, tasks: Iterable[Mapping[str, Any]]) -> Call:
                 safe=True)
 
 
+def _waited(wait: Mapping[str, Any]) -> dict[str, Any]:
+    """A suspended outcome's wait as sent: the monotonic time the task reached it
+    (``reached_at``, same clock in every process of the machine) becomes ``waited_seconds``,
+    measured now, as the report leaves (docs/durable.md, look-back)."""
+    out = dict(wait)
+    reached = out.pop("reached_at", None)
+    if reached is not None:
+        out["waited_seconds"] = max(0.0, time.monotonic() - reached)
+    return out
+
+
 def report(worker_id: str | None, results: Sequence[Mapping[str, Any]]) -> Call:
     # Safe: outcomes are fenced by lease token; a repeat answers "already_recorded".
     items = []
     for r in results:
         item = dict(r)
         item["lease_token"] = str(item["lease_token"])
+        if item.get("wait") is not None:
+            item["wait"] = _waited(item["wait"])
         items.append(item)
     body: dict[str, Any] = {"results": items}
     if worker_id is not None:
@@ -293,6 +379,51 @@ def channel_increment(run_id: int, key: str, by: int = 1) -> Call:
 def channel_all(run_id: int) -> Call:
     return Call("GET", _run(run_id) + "/channel", safe=True,
                 parse=lambda body: {e["key"]: e["value"] for e in body["entries"]})
+
+
+# -- progress and streams (docs/streaming.md) ------------------------------------------------
+
+
+def write_stream(task_id: int, body: Mapping[str, Any]) -> Call:
+    """A batch of a running attempt's chunks and progress. Repeatable when it names its
+    ``first_seq`` (the server recognises the repeat)."""
+    return Call("POST", f"/v1/tasks/{int(task_id)}/stream", json=dict(body),
+                safe=body.get("first_seq") is not None)
+
+
+def stream_path(task_id: int) -> str:
+    """``GET`` it as server-sent events (``_stream.py`` reads it; not a JSON call)."""
+    return f"/v1/tasks/{int(task_id)}/stream"
+
+
+# -- durable tasks (docs/durable.md) ---------------------------------------------------------
+
+
+def send_event(key: str, payload: Any = None, event_id: str | None = None) -> Call:
+    # Safe with an id: the server recognises the repeat and does nothing again.
+    body: dict[str, Any] = {"key": key, "payload": payload}
+    if event_id is not None:
+        body["id"] = event_id
+    return Call("POST", "/v1/events", json=body, safe=event_id is not None)
+
+
+def signal_task(task_id: int, name: str, payload: Any = None) -> Call:
+    # Not safe: a repeat after the first one landed answers 409 not_waiting.
+    return Call("POST", f"/v1/tasks/{int(task_id)}/signal",
+                json={"name": name, "payload": payload})
+
+
+def task_steps(task_id: int) -> Call:
+    return Call("GET", f"/v1/tasks/{int(task_id)}/steps", safe=True,
+                parse=lambda body: body["steps"])
+
+
+def record_step(task_id: int, lease_token: str, name: str, fn: str | None, result: Any,
+                duration_seconds: float = 0.0) -> Call:
+    # Safe: a repeat finds the step written and answers it (recorded false).
+    return Call("POST", f"/v1/tasks/{int(task_id)}/steps", safe=True,
+                json={"lease_token": str(lease_token), "name": name, "fn": fn,
+                      "result": result, "duration_seconds": max(0.0, float(duration_seconds))})
 
 
 # -- task trees ------------------------------------------------------------------------------

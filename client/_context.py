@@ -10,18 +10,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._current import current_task, mark_progress
+from ._durable import Durable, Replay
 from ._exceptions import TaskCancelled
+from ._people import PeopleInTheLoop
 
-current_task: ContextVar[TaskContext | None] = ContextVar("branchwork_task", default=None)
-
+__all__ = ["TaskContext", "current_task", "get_context", "mark_progress", "reset_context",
+           "set_context", "task_context"]
 
 @dataclass
-class TaskContext:
-    """What a running attempt knows about itself. ``attempt_number`` starts at 1."""
+class TaskContext(Durable, PeopleInTheLoop):
+    """What a running attempt knows about itself. ``attempt_number`` starts at 1. Durable
+    steps, sleeps and waits (``step``, ``sleep_for``, ``wait_for_event``...) come from
+    ``Durable`` (``_durable.py``, docs/durable.md), ``wait_for_approval`` from
+    ``PeopleInTheLoop`` (``_people.py``)."""
 
     task_id: int
     task_name: str
@@ -34,6 +40,8 @@ class TaskContext:
     root_id: int | None = None
     worker_id: str | None = None
     lease_token: str | None = None
+    # The definition's ``durable``, set by the worker: waits on children suspend the task.
+    durable: bool = False
     workflow_run_id: int | None = None
     workflow_node: str | None = None
     # Set by the worker when the server asks this task to stop; poll it or wait on it.
@@ -45,7 +53,10 @@ class TaskContext:
     # Set by the worker runtime: stamps this attempt's progress (a shared-memory write; see
     # ``branchwork.worker.progress``). Every call into Branchwork from the task calls it.
     on_progress: Callable[[], None] | None = field(default=None, repr=False)
+    # Progress and streamed chunks (``_stream.py``), made on first use.
+    _writer: Any = field(default=None, repr=False)
     _spawned: int = field(default=0, repr=False)
+    _replay: Any = field(default=None, repr=False)  # durable steps of this attempt
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -60,7 +71,9 @@ class TaskContext:
             root_id=task.get("root_id"), worker_id=worker_id,
             lease_token=str(task["lease_token"]) if task.get("lease_token") else None,
             workflow_run_id=task.get("workflow_run_id"),
-            workflow_node=task.get("workflow_node"))
+            workflow_node=task.get("workflow_node"),
+            # A first run has no stored steps to read (the claim says so: ``replay``).
+            _replay=Replay(stored={}) if task.get("replay") is False else None)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -78,11 +91,46 @@ class TaskContext:
             self._spawned += 1
             return key
 
-    def progress(self) -> None:
+    def progress(self, fraction: float | None = None, message: str | None = None) -> None:
         """Say "still working": an attempt silent past its ``stuck_after`` is shown stuck.
-        Any call into Branchwork (``get_context()``, a send, the KV store) says it too."""
+        Any call into Branchwork (``get_context()``, a send, the KV store) says it too.
+
+        With ``fraction`` (0 to 1) and/or ``message`` it is also the task's live progress,
+        shown on its studio page and sent to its stream's readers (docs/streaming.md);
+        a fraction outside 0..1 raises ``InvalidValue``."""
         if self.on_progress is not None:
             self.on_progress()
+        if fraction is not None or message is not None:
+            self.stream_writer().progress(fraction, message)
+
+    def stream(self, chunk: str) -> None:
+        """Append ``chunk`` (text, at most 64 KiB) to the task's stream: its readers (the
+        ``GET /v1/tasks/{id}/stream`` events, ``run.stream()``, the studio) get it within
+        moments, in order. Chunks are sent in batches; this never waits for the server."""
+        if self.on_progress is not None:
+            self.on_progress()
+        self.stream_writer().write(chunk)
+
+    def stream_writer(self) -> Any:
+        """The attempt's ``StreamWriter``, made on first use."""
+        with self._lock:
+            if self._writer is None:
+                from ._origin import Origin
+                from ._stream import StreamWriter
+                self._writer = StreamWriter(self, Origin())
+            return self._writer
+
+    @property
+    def streaming(self) -> bool:
+        """Whether this attempt has streamed or reported progress (a writer exists)."""
+        return self._writer is not None
+
+    def close_stream(self) -> None:
+        """Send what the task streamed and has not been sent yet; the worker calls this when
+        the attempt returns, before it reports (so readers get every chunk before ``end``)."""
+        writer = self._writer
+        if writer is not None:
+            writer.close()
 
     def raise_if_cancelled(self) -> None:
         """Raise ``TaskCancelled`` when cancellation was requested: a cheap check for loops."""
@@ -97,13 +145,6 @@ def get_context() -> TaskContext | None:
     if ctx is not None and ctx.on_progress is not None:
         ctx.on_progress()
     return ctx
-
-
-def mark_progress() -> None:
-    """A call into Branchwork from inside a task (any request of a client): progress."""
-    ctx = current_task.get()
-    if ctx is not None and ctx.on_progress is not None:
-        ctx.on_progress()
 
 
 def set_context(ctx: TaskContext | None) -> Token[TaskContext | None]:

@@ -100,16 +100,15 @@ def as_nodes(item: Any) -> tuple[list[Node], list[Node]]:
     raise DefinitionError(f"cannot chain {item!r} with >>: use tasks, node(...) or lists")
 
 
-def add_node(n: Node, graph: Graph) -> None:
-    """Record ``n``'s node settings; the same name twice must mean the same settings."""
-    task = n.task
+def task_config(task: NodeTask, where: str) -> dict[str, Any]:
+    """A task's settings as a node (or a workflow handler) runs it."""
     options = dict(task.options)
     unknown = set(options) - NODE_OPTIONS
     if unknown:
-        raise DefinitionError(f"node {n.name}: {sorted(unknown)} cannot be set on a workflow "
+        raise DefinitionError(f"{where}: {sorted(unknown)} cannot be set on a workflow "
                               f"node (only {sorted(NODE_OPTIONS)})")
     d = task.definition
-    cfg: dict[str, Any] = {"task": d.name, "max_cycles": n.max_cycles,
+    cfg: dict[str, Any] = {"task": d.name,
                            "max_retries": options.get("max_retries", d.max_retries)}
     for key in ("queue", "priority"):
         if options.get(key) is not None:
@@ -118,12 +117,37 @@ def add_node(n: Node, graph: Graph) -> None:
     if timeout is not None:
         cfg["timeout_seconds"] = timeout
     cfg.update(d.backoff_options())
-    if not d.spec.signature.parameters:
+    return cfg
+
+
+def handler_spec(task: Any, kind: str, workflow: str) -> dict[str, Any] | None:
+    """The ``on_failure`` / ``on_success`` of a workflow definition: a task (or a task's
+    ``with_config``), queued once when a run ends (docs/workflows.md, "Handlers")."""
+    if task is None:
+        return None
+    if not isinstance(task, NodeTask):
+        raise DefinitionError(f"workflow {workflow!r}: {kind} takes a task, not {task!r}")
+    return task_config(task, f"workflow {workflow!r}: {kind}")
+
+
+def add_node(n: Node, graph: Graph) -> None:
+    """Record ``n``'s node settings; the same name twice must mean the same settings (a
+    bare mention of a task adds none: ``a >> b`` then ``a >> b.with_config(...)`` is one
+    node ``b`` with that config, as in Hyrex's README)."""
+    task = n.task
+    cfg = {**task_config(task, f"node {n.name}"), "max_cycles": n.max_cycles}
+    if not task.definition.spec.signature.parameters:
         cfg["args"] = {}  # a task without parameters: the run's args would not fit it
     previous = graph.nodes.get(n.name)
-    if previous is not None and graph.sources[n.name] is not task and previous != cfg:
-        raise DefinitionError(f"node {n.name!r} appears twice with different settings; give "
-                              "one a name with node(task, name=...)")
+    source = graph.sources.get(n.name)
+    if previous is not None and source is not task and previous != cfg:
+        bare = [t for t in (source, task) if t is t.definition or not t.options]
+        if (source.definition is not task.definition or not bare
+                or previous["max_cycles"] != cfg["max_cycles"]):
+            raise DefinitionError(f"node {n.name!r} appears twice with different settings; "
+                                  "give one a name with node(task, name=...)")
+        if bare[0] is task:
+            return  # the configured mention already recorded wins
     graph.nodes[n.name] = cfg
     graph.sources[n.name] = task
 

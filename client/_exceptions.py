@@ -21,9 +21,15 @@
     │   ├── TaskFailed           the task failed for good: .error_type .error_message .traceback
     │   ├── TaskCancelled        the task was cancelled (also raised by ctx.raise_if_cancelled())
     │   └── WaitTimeout          wait(timeout) ran out first; the task keeps running
-    └── WorkflowError            outcomes seen by ``WorkflowRun.wait()``: .run_id .run .reason
-        ├── WorkflowFailed       a node failed for good: .node .task_id .error
-        └── WorkflowCancelled    cancelled (API, cancel_workflow(), or its timeout: .reason)
+    ├── WorkflowError            outcomes seen by ``WorkflowRun.wait()``: .run_id .run .reason
+    │   ├── WorkflowFailed       a node failed for good: .node .task_id .error
+    │   └── WorkflowCancelled    cancelled (API, cancel_workflow(), or its timeout: .reason)
+    └── DurableError             durable tasks (docs/durable.md), raised inside the task
+        ├── StepMismatch         a step name used with another function (or as another kind)
+        └── WaitTimedOut         a durable wait's timeout ran out: .kind .key .step
+
+(A durable wait that has to wait raises ``Suspend``, a ``BaseException`` outside this tree:
+it ends the attempt, and the worker reports it suspended; see ``branchwork._durable``.)
 
 (``WorkflowRun.wait(timeout)`` running out raises ``WaitTimeout`` too.)
 """
@@ -201,3 +207,26 @@ class WorkflowCancelled(WorkflowError):
         reason = (run or {}).get("reason")
         super().__init__(message or f"workflow run {run_id} was cancelled ({reason})",
                          run_id, run)
+
+
+class DurableError(BranchworkError):
+    """Base of what a durable task's replay raises inside the task (docs/durable.md)."""
+
+
+class StepMismatch(DurableError):
+    """A step name was used with another function than the one recorded under it, in this
+    run or an earlier one: the task's code is not deterministic, and replaying it is unsafe."""
+
+
+class WaitTimedOut(DurableError, TimeoutError):
+    """A durable wait (event, signal, approval…) ran past its timeout; the task resumed."""
+
+    def __init__(self, kind: str, key: str | None, step: str,
+                 timeout: float | None = None) -> None:
+        self.kind = kind
+        self.key = key
+        self.step = step
+        self.timeout = timeout
+        what = f"{kind} {key!r}" if key is not None else kind
+        after = f" after {timeout} s" if timeout is not None else ""
+        super().__init__(f"the wait for {what} (step {step!r}) timed out{after}")

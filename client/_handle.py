@@ -6,13 +6,16 @@ only choose the driver, through the client the handle came from (``Origin``).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from . import _calls as calls
+from . import _stream
 from ._exceptions import TaskCancelled, TaskFailed, WaitTimeout
 from ._flow import Deadline, Flow, Sleep
 from ._http import AsyncClient, Client
 from ._origin import Origin
+from ._stream import StreamEvent
 from .protocol import TERMINAL_STATUSES
 
 TERMINAL = frozenset(TERMINAL_STATUSES)
@@ -43,6 +46,9 @@ class TaskRun:
     """A sent task. ``duplicate`` is True when the send matched an existing task (same
     idempotency key, or same parent and spawn key) and this handle points at that one.
 
+    ``folded_into`` is the task a debounced send joined (None when it opened the window, or
+    for any other send); ``debounced`` says the send was debounced (docs/flow-control.md).
+
     ``status`` and ``task`` are what was last read; ``refresh()`` reads again. Network calls
     have async twins named with an ``a`` prefix: ``arefresh``, ``aresult``, ``acancel``...
     """
@@ -52,6 +58,8 @@ class TaskRun:
                  async_client: AsyncClient | None = None) -> None:
         self.id = int(task_id)
         self.duplicate = duplicate
+        self.debounced = False
+        self.folded_into: int | None = None
         self.task_name = task_name
         self.status: str | None = status
         self.task: dict[str, Any] | None = None
@@ -112,6 +120,18 @@ class TaskRun:
     async def arefresh(self) -> TaskRun:
         return await self.origin.arun(self._refreshing())
 
+    def why(self) -> dict[str, Any]:
+        """Why the task is not running, as the server sees it now (GET /v1/tasks/{id}/why):
+        ``{"task_id", "status", "reasons": [{"code", "message", ...}]}``; no reasons while
+        it runs or once it finished. Codes: docs/flow-control.md, "Why isn't it running?"."""
+        return self.origin.run(self._asking_why())
+
+    async def awhy(self) -> dict[str, Any]:
+        return await self.origin.arun(self._asking_why())
+
+    def _asking_why(self) -> Flow[dict[str, Any]]:
+        return (yield calls.why_task(self.id))
+
     def result(self, timeout: float | None = None) -> Any:
         """Wait until the task is final and return its JSON result.
 
@@ -136,6 +156,29 @@ class TaskRun:
 
     async def acancel(self) -> str:
         return await self.origin.arun(self._cancelling())
+
+    # -- progress and streams (docs/streaming.md) -----------------------------------------
+    def stream_events(self, after: int = 0) -> Iterator[StreamEvent]:
+        """The task's stream as events: every ``chunk`` after seq ``after`` (from the
+        start by default), ``progress`` as it changes, then one ``end``. Resumes by itself
+        across dropped connections and server restarts."""
+        return _stream.events(self.origin.sync(), self.id, after)
+
+    def stream(self, after: int = 0) -> Iterator[str]:
+        """The text the task streams (``ctx.stream``), chunk by chunk, live, until it ends:
+        ``for token in run.stream(): print(token, end="")``."""
+        for event in self.stream_events(after):
+            if event.kind == "chunk":
+                yield event.data or ""
+
+    def astream_events(self, after: int = 0) -> AsyncIterator[StreamEvent]:
+        return _stream.aevents(self.origin.async_(), self.id, after)
+
+    async def astream(self, after: int = 0) -> AsyncIterator[str]:
+        """``async for token in run.astream(): ...``: the async twin of ``stream()``."""
+        async for event in self.astream_events(after):
+            if event.kind == "chunk":
+                yield event.data or ""
 
     def retry(self) -> None:
         """Queue a failed or cancelled task again (``Conflict`` otherwise)."""

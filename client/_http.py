@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from ._calls import Call
-from ._context import mark_progress
+from ._current import mark_progress
 from ._endpoints import Endpoints
 from ._exceptions import ApiError, TransportError, api_error
 from ._flow import Flow, Once, Send, Sleep, Step, T

@@ -31,16 +31,18 @@ class KVStore:
         """The value, or ``default`` when the key does not exist."""
         return self.origin.run(_value_or(key, default))
 
-    def set(self, key: str, value: str) -> None:
-        self.origin.sync().kv_set(key, value)
+    def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None:
+        """Write; with ``ttl_seconds`` the entry expires (reads as absent) that long after."""
+        self.origin.sync().kv_set(key, value, ttl_seconds)
 
     def delete(self, key: str) -> bool:
         """True if the key existed."""
         return self.origin.sync().kv_delete(key)
 
-    def set_if_absent(self, key: str, value: str) -> bool:
-        """Write only if the key does not exist; True if this call wrote it."""
-        return self.origin.sync().kv_set_if_absent(key, value)
+    def set_if_absent(self, key: str, value: str, ttl_seconds: float | None = None) -> bool:
+        """Write only if the key does not exist (or expired); True if this call wrote it.
+        With ``ttl_seconds``, a lock that frees itself if its holder dies."""
+        return self.origin.sync().kv_set_if_absent(key, value, ttl_seconds)
 
     def increment(self, key: str, by: int = 1) -> int:
         """Atomically add ``by`` (absent counts as 0) → the new value.
@@ -52,14 +54,15 @@ class KVStore:
     async def aget(self, key: str, default: Any = None) -> str | Any:
         return await self.origin.arun(_value_or(key, default))
 
-    async def aset(self, key: str, value: str) -> None:
-        await self.origin.async_().kv_set(key, value)
+    async def aset(self, key: str, value: str, ttl_seconds: float | None = None) -> None:
+        await self.origin.async_().kv_set(key, value, ttl_seconds)
 
     async def adelete(self, key: str) -> bool:
         return await self.origin.async_().kv_delete(key)
 
-    async def aset_if_absent(self, key: str, value: str) -> bool:
-        return await self.origin.async_().kv_set_if_absent(key, value)
+    async def aset_if_absent(self, key: str, value: str,
+                             ttl_seconds: float | None = None) -> bool:
+        return await self.origin.async_().kv_set_if_absent(key, value, ttl_seconds)
 
     async def aincrement(self, key: str, by: int = 1) -> int:
         return await self.origin.async_().kv_increment(key, by)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import protocol
 from ._exceptions import DefinitionError
+from ._windows import check_unique
 
 RetryBackoff = float | int | str | Callable[[int], float] | None
 
 # Options accepted by with_config(); the first group also by @registry.task.
 SEND_OPTIONS = frozenset({"queue", "priority", "max_retries", "timeout_seconds",
                           "stuck_after_seconds", "stuck_action",
-                          "idempotency_key", "delay", "run_at", "spawn_key", "parent_id"})
+                          "idempotency_key", "delay", "run_at", "spawn_key", "parent_id",
+                          "concurrency", "rate_limits", "debounce", "unique_for",
+                          "unique_while"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,13 @@ class Queue:
 
     name: str
     concurrency_limit: int | None = None
+    # A rate limit every task of the queue consumes one unit of (docs/flow-control.md): a
+    # ``RateLimit`` (written to the server like the concurrency limit) or a limit's name.
+    rate_limit: Any = None
+    # How long the server keeps the queue's finished tasks, by status, in seconds (0: forever;
+    # None: the server's default), e.g. ``{"succeeded": 86400}``; written when a worker
+    # registers (docs/operations.md, "Retention").
+    retention: Mapping[str, float | None] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not protocol.is_queue_name(self.name):
@@ -38,6 +48,16 @@ class Queue:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 0):
             raise DefinitionError(f"queue {self.name!r}: concurrency_limit must be an int >= 0")
+        rate = self.rate_limit
+        if rate is not None and not (isinstance(rate, str) or hasattr(rate, "period_seconds")):
+            raise DefinitionError(f"queue {self.name!r}: rate_limit must be a RateLimit or the "
+                                  "name of one")
+        for status, seconds in (self.retention or {}).items():
+            if status not in protocol.TERMINAL_STATUSES or not (
+                    seconds is None or (is_seconds(seconds) and seconds >= 0)):
+                raise DefinitionError(
+                    f"queue {self.name!r}: retention maps succeeded, failed or cancelled to "
+                    f"seconds >= 0 (or None), not {status!r}: {seconds!r}")
 
 
 def _check(cond: bool, message: str, error: Callable[[str], Exception]) -> None:
@@ -93,6 +113,7 @@ def check_options(options: Mapping[str, Any], error: Callable[[str], Exception])
             _check(isinstance(k, str) and 0 < len(k) <= protocol.KEY_MAX and "\x00" not in k,
                    f"{key} must be a non-empty string of at most {protocol.KEY_MAX} "
                    "characters", error)
+    check_unique(options, error)
     pid = options.get("parent_id")
     if pid is not None:
         _check(_is_int(pid, 1, protocol.MAX_TASK_ID), f"parent_id must be a task id, not {pid!r}",
@@ -136,3 +157,19 @@ def check_cron(cron: object, what: str) -> None:
 
     if not isinstance(cron, str) or not croniter.is_valid(cron):
         raise DefinitionError(f"{what}: invalid cron expression {cron!r}")
+
+
+def check_event_keys(keys: object, what: str) -> list[str]:
+    """The ``on_events`` of a task or workflow as a list; ``DefinitionError`` unless each is
+    an event key (a non-empty string of at most ``KEY_MAX`` characters, without NUL)."""
+    if keys is None:
+        return []
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(keys, (list, tuple)):
+        raise DefinitionError(f"{what}: on_events must be a list of event keys")
+    out = list(dict.fromkeys(keys))
+    for key in out:
+        if not isinstance(key, str) or not key or len(key) > protocol.KEY_MAX or "\x00" in key:
+            raise DefinitionError(f"{what}: invalid event key {key!r}")
+    return out

@@ -14,6 +14,7 @@ from typing import Any
 from . import _calls as calls
 from ._exceptions import ApiError
 from ._flow import Flow
+from ._limits import definitions, queue_rate_limit, write_limits
 
 log = logging.getLogger("branchwork.worker")
 
@@ -23,7 +24,8 @@ def task_registration(d: Any) -> dict[str, Any]:
 
     ``defaults`` holds the send options in TaskIn field names (so a server-side sender,
     such as a cron scheduler, can merge them into a TaskIn body), plus the informational
-    keys ``cron``, ``concurrency_limit`` and ``retry_backoff_function``.
+    keys ``cron``, ``concurrency_limit``, ``retry_backoff_function`` and ``on_events`` (shown
+    with the definition; the triggers themselves are the top-level ``on_events``).
     """
     defaults: dict[str, Any] = {"priority": d.priority, "max_retries": d.max_retries}
     if d.timeout_seconds is not None:
@@ -32,12 +34,17 @@ def task_registration(d: Any) -> dict[str, Any]:
     defaults.update(d.backoff_options())
     if d.cron is not None:
         defaults["cron"] = d.cron
+    if getattr(d, "on_events", None):
+        defaults["on_events"] = list(d.on_events)
     if d.retry_backoff_fn is not None:
         defaults["retry_backoff_function"] = True
     if d.queue.concurrency_limit is not None:
         defaults["concurrency_limit"] = d.queue.concurrency_limit
-    return {"name": d.name, "queue": d.queue.name, "defaults": defaults,
-            "args_schema": d.spec.json_schema()}
+    out = {"name": d.name, "queue": d.queue.name, "defaults": defaults,
+           "args_schema": d.spec.json_schema()}
+    if getattr(d, "on_events", None):
+        out["on_events"] = list(d.on_events)
+    return out
 
 
 def task_schedule(d: Any) -> dict[str, Any]:
@@ -63,10 +70,16 @@ def schedules(registry: Any) -> list[dict[str, Any]]:
 
 
 def queue_settings(registry: Any) -> Flow[None]:
-    """Write the queue concurrency limits declared in code to the server (idempotent)."""
+    """Write the queue concurrency limits and the rate limits declared in code to the server
+    (idempotent)."""
+    yield from write_limits(definitions(u for d in registry.tasks.values()
+                                        for u in d.rate_limits))
     for q in registry.queues().values():
         if q.concurrency_limit is not None:
             yield calls.configure_queue(q.name, concurrency_limit=q.concurrency_limit)
+        if q.retention:
+            yield calls.configure_queue(q.name, retention=q.retention)
+        yield from queue_rate_limit(q)
 
 
 def workflows_and_schedules(registry: Any) -> Flow[None]:

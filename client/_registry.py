@@ -12,6 +12,7 @@ from ._options import Queue, RetryBackoff
 from ._registration import queue_settings
 from ._task import TaskDefinition
 from ._workflow import Workflow
+from ._workflow_context import injecting
 
 V = TypeVar("V")
 
@@ -46,7 +47,10 @@ class Registry:
              retry_max_delay_seconds: float | None = None,
              on_error: Callable[..., Any] | None = None,
              cron: str | None = None, stuck_after_seconds: float | None = None,
-             stuck_action: str | None = None) -> Callable[[Callable[..., Any]], TaskDefinition]: ...
+             stuck_action: str | None = None,
+             on_events: list[str] | None = None,
+             durable: bool = False, inject_context: bool = False,
+             debounce: Any = None) -> Callable[[Callable[..., Any]], TaskDefinition]: ...
 
     def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """Register a function as a task: ``@reg.task`` or ``@reg.task(queue=..., ...)``."""
@@ -59,6 +63,9 @@ class Registry:
         return decorate
 
     def _define(self, fn: Callable[..., Any], options: dict[str, Any]) -> TaskDefinition:
+        options = dict(options)
+        if options.pop("inject_context", False):  # Graflow's: the context comes first
+            fn = injecting(fn)
         definition = TaskDefinition(fn, registry=self, **options)
         self._check_new({definition.name: definition})
         self._check_queue_limits([definition])

@@ -16,11 +16,21 @@ from . import protocol
 from ._args import ArgsSpec
 from ._context import get_context
 from ._exceptions import DefinitionError, InvalidArgs
-from ._options import SEND_OPTIONS, Backoff, Queue, RetryBackoff, check_cron, check_options
+from ._limits import ConcurrencyKey, concurrency_key, definitions, flow_body, rate_limit_uses
+from ._options import (
+    SEND_OPTIONS,
+    Backoff,
+    Queue,
+    RetryBackoff,
+    check_cron,
+    check_event_keys,
+    check_options,
+)
 from ._registration import task_registration
 from ._request import TaskRequest
 from ._runner import TaskRunner
 from ._sender import Sender
+from ._windows import Debounce, debounce_option, window_body
 
 __all__ = ["SEND_OPTIONS", "ConfiguredTask", "Queue", "RetryBackoff", "TaskDefinition",
            "TaskRequest"]
@@ -51,7 +61,10 @@ class TaskDefinition(Sender, TaskRunner):
                  retry_max_delay_seconds: float | None = None,
                  on_error: Callable[..., Any] | None = None, cron: str | None = None,
                  stuck_after_seconds: float | None = None,
-                 stuck_action: str | None = None) -> None:
+                 stuck_action: str | None = None,
+                 on_events: list[str] | None = None, durable: bool = False,
+                 concurrency: ConcurrencyKey | None = None,
+                 rate_limits: Any = None, debounce: Debounce | None = None) -> None:
         self.fn = fn
         self.registry = registry  # the Registry that defined it
         if not callable(fn):
@@ -87,6 +100,18 @@ class TaskDefinition(Sender, TaskRunner):
                 raise DefinitionError(
                     f"task {self.name!r}: a cron task is sent without arguments, so every "
                     f"parameter needs a default (missing: {', '.join(self.spec.required)})")
+        # Flow control (docs/flow-control.md): a concurrency key and the rate limits used.
+        self.concurrency = concurrency_key(concurrency, f"task {self.name!r}")
+        self.rate_limits = rate_limit_uses(rate_limits, f"task {self.name!r}")
+        # Debounce (docs/flow-control.md): sends with one key fold into one task.
+        self.debounce = debounce_option(debounce, f"task {self.name!r}")
+        # Event keys that start this task, with the event's payload as its arguments.
+        self.on_events = check_event_keys(on_events, f"task {self.name!r}")
+        # A durable task's waits on its children suspend it instead of holding its process
+        # (docs/durable.md, "Parents that wait"); it must then replay like any durable task.
+        if not isinstance(durable, bool):
+            raise DefinitionError(f"task {self.name!r}: durable must be True or False")
+        self.durable = durable
         self.definition = self
         self.options: dict[str, Any] = {}
         self.__doc__ = fn.__doc__
@@ -120,7 +145,9 @@ class TaskDefinition(Sender, TaskRunner):
         """A copy that sends with other options: queue, priority, max_retries,
         timeout_seconds, stuck_after_seconds, stuck_action, idempotency_key, delay (seconds or timedelta) or run_at, spawn_key,
         parent_id. ``None`` leaves an option as it was, except ``parent_id=None`` (no parent).
-        Checked here; a bad option raises ``InvalidArgs``."""
+        Checked here; a bad option raises ``InvalidArgs``. Send windows
+        (docs/flow-control.md): ``debounce=Debounce(seconds, key=...)``, and
+        ``unique_for=seconds`` or ``unique_while="active"`` beside an idempotency_key."""
         # None means "not given" (keep the definition's value), except parent_id=None: that
         # sends a detached task from inside a task (no parent, no default spawn key).
         options = {k: v for k, v in options.items() if v is not None or k == "parent_id"}
@@ -129,6 +156,16 @@ class TaskDefinition(Sender, TaskRunner):
             raise InvalidArgs(self.name, f"unknown send options {sorted(unknown)}; "
                                          f"known: {sorted(SEND_OPTIONS)}")
         check_options(options, lambda m: InvalidArgs(self.name, m))
+        try:
+            if "concurrency" in options:
+                concurrency_key(options["concurrency"], f"task {self.name!r}")
+            if "debounce" in options:
+                debounce_option(options["debounce"], f"task {self.name!r}")
+            if "rate_limits" in options:
+                options["rate_limits"] = rate_limit_uses(options["rate_limits"],
+                                                         f"task {self.name!r}")
+        except DefinitionError as exc:
+            raise InvalidArgs(self.name, str(exc)) from exc
         queue = options.get("queue")
         if isinstance(queue, Queue):
             options = {**options, "queue": queue.name}
@@ -170,5 +207,11 @@ class TaskDefinition(Sender, TaskRunner):
         if body.get("spawn_key") and body.get("parent_id") is None and get_context() is None:
             raise InvalidArgs(self.name, "spawn_key needs a parent: send it from inside a "
                                          "task or give parent_id")
+        uses = options.get("rate_limits", self.rate_limits)
+        body.update(flow_body(options.get("concurrency", self.concurrency), uses))
+        body.update(window_body(options.get("debounce", self.debounce), options))
+        problem = protocol.send_window_problem(body)
+        if problem is not None:
+            raise InvalidArgs(self.name, problem)
         explicit = frozenset(k for k in ("parent_id",) if k in options)
-        return TaskRequest(self, body, explicit)
+        return TaskRequest(self, body, explicit, tuple(definitions(uses)))

@@ -9,7 +9,9 @@ from typing import Any
 
 from . import _calls as calls
 from ._config import default_async_client, default_client
+from ._context import get_context
 from ._flow import Deadline, Flow
+from ._gather import agather, gather
 from ._handle import TaskRun
 from ._http import AsyncClient, Client
 from ._waiting import awaiting, lending, waiting
@@ -23,8 +25,12 @@ WAIT_SLICE = 30.0  # one long-poll of a wait; a longer wait is several
 def wait_all(runs: Iterable[TaskRun], timeout: float | None = None) -> list[Any]:
     """Results of every run, in order, waiting inside ``waiting()``. The first failed child
     (in order) raises its ``TaskFailed``/``TaskCancelled``: ``.task_id`` is the child's id and
-    ``.error_type``/``.error_message`` its error."""
+    ``.error_type``/``.error_message`` its error. Inside a ``durable=True`` task the wait
+    suspends the task instead (``_gather.py``): no process is held while the children run."""
     runs = list(runs)
+    ctx = get_context()
+    if ctx is not None and ctx.durable:
+        return gather(ctx, runs, timeout)
     with waiting():
         return [run.result(timeout=timeout) for run in runs]
 
@@ -32,6 +38,9 @@ def wait_all(runs: Iterable[TaskRun], timeout: float | None = None) -> list[Any]
 async def await_all(runs: Iterable[TaskRun], timeout: float | None = None) -> list[Any]:  # noqa: ASYNC109
     """Async twin of ``wait_all``: the children are awaited concurrently."""
     runs = list(runs)
+    ctx = get_context()
+    if ctx is not None and ctx.durable:
+        return await agather(ctx, runs, timeout)
     async with awaiting():
         return list(await asyncio.gather(*(run.aresult(timeout=timeout) for run in runs)))
 

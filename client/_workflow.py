@@ -14,15 +14,19 @@ from pydantic import BaseModel
 
 from . import _calls as calls
 from . import protocol
-from ._dsl import collect
+from ._dsl import collect, handler_spec
 from ._exceptions import DefinitionError, InvalidArgs
 from ._flow import Flow, Once
 from ._http import AsyncClient, Client
-from ._options import check_cron, check_options
+from ._options import check_cron, check_event_keys, check_options
 from ._origin import Origin
 from ._workflow_run import WorkflowRun
 
 RUN_OPTIONS = frozenset({"queue", "priority", "timeout_seconds", "idempotency_key"})
+
+# Workflows declared in this process, by name: a node reads its run's args as the declared
+# model through it (``get_workflow_context().workflow_args``).
+DECLARED: dict[str, Workflow] = {}
 
 
 def _check_run_options(options: Mapping[str, Any], error: Callable[[str], Exception]) -> None:
@@ -70,10 +74,18 @@ class Workflow(_RunSender):
     def __init__(self, fn: Callable[[], Any], *, registry: Any, name: str | None = None,
                  queue: str = protocol.DEFAULT_QUEUE, priority: int = protocol.DEFAULT_PRIORITY,
                  timeout_seconds: float | None = None,
-                 args_schema: type[BaseModel] | None = None, cron: str | None = None) -> None:
+                 args_schema: type[BaseModel] | None = None, cron: str | None = None,
+                 workflow_arg_schema: type[BaseModel] | None = None,
+                 on_failure: Any = None, on_success: Any = None,
+                 on_events: list[str] | None = None) -> None:
         self.fn = fn
         self.registry = registry  # the Registry that defined it
         self.name = name or fn.__name__
+        if workflow_arg_schema is not None:  # Hyrex's name for it
+            if args_schema is not None and args_schema is not workflow_arg_schema:
+                raise DefinitionError(f"workflow {self.name!r}: give args_schema or "
+                                      "workflow_arg_schema, not both")
+            args_schema = workflow_arg_schema
         if not protocol.is_task_name(self.name):
             raise DefinitionError(f"invalid workflow name {self.name!r}")
         _check_run_options({"queue": queue, "priority": priority,
@@ -94,11 +106,20 @@ class Workflow(_RunSender):
                 raise DefinitionError(f"workflow {self.name!r}: a cron workflow is started "
                                       "without arguments, so every field of args_schema "
                                       "needs a default")
+        # Event keys that start a run, with the event's payload as its args.
+        self.on_events = check_event_keys(on_events, f"workflow {self.name!r}")
         self.workflow = self
         self.options: dict[str, Any] = {}
+        # Tasks queued once when a run ends: failed (a node, the timeout, a cancel) or
+        # succeeded; each gets the run's outcome as its args (``RunOutcome``).
+        self.handlers = {kind: spec for kind, spec in (
+            ("on_failure", handler_spec(on_failure, "on_failure", self.name)),
+            ("on_success", handler_spec(on_success, "on_success", self.name)))
+            if spec is not None}
         graph = collect(self.name, fn)
         self.nodes = graph.nodes
         self.edges = graph.edges
+        DECLARED[self.name] = self
         self.__doc__ = fn.__doc__
 
     def __repr__(self) -> str:
@@ -137,6 +158,9 @@ class Workflow(_RunSender):
             body["timeout_seconds"] = self.timeout_seconds
         if self.args_schema is not None:
             body["args_schema"] = self.args_schema.model_json_schema()
+        body.update(self.handlers)
+        if self.on_events:
+            body["on_events"] = list(self.on_events)
         return body
 
     def schedule(self) -> dict[str, Any] | None:
@@ -159,7 +183,9 @@ class Workflow(_RunSender):
 
     def queues(self) -> set[str]:
         """Every queue a node of this workflow may run on (for the worker to listen on)."""
-        return {self.queue} | {cfg["queue"] for cfg in self.nodes.values() if "queue" in cfg}
+        return {self.queue} | {cfg["queue"] for cfg in [*self.nodes.values(),
+                                                        *self.handlers.values()]
+                               if "queue" in cfg}
 
 
 class ConfiguredWorkflow(_RunSender):

@@ -3,6 +3,9 @@ run's course (directives). Each directive is a body built once and sent by eithe
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
 from pydantic import BaseModel
@@ -10,8 +13,10 @@ from pydantic import BaseModel
 from . import _calls as calls
 from ._context import TaskContext, get_context
 from ._dsl import Node, NodeTask
-from ._exceptions import InvalidArgs, WorkflowCancelled
+from ._exceptions import DefinitionError, InvalidArgs, WorkflowCancelled
+from ._handle import TaskRun
 from ._origin import Origin
+from ._workflow import DECLARED
 from ._workflow_run import Channel
 
 _UNSET: Any = object()
@@ -49,6 +54,25 @@ class WorkflowContext:
     def args(self) -> Any:
         """The run's args (as JSON; read once)."""
         return (self._run or self.refresh())["args"]
+
+    @property
+    def workflow_args(self) -> Any:
+        """The run's args as the workflow's declared ``args_schema`` (``workflow_arg_schema``)
+        model when this process declared the workflow; else as JSON. Hyrex's name."""
+        run = self._run or self.refresh()
+        declared = DECLARED.get(run.get("workflow_name") or "")
+        model = declared.args_schema if declared is not None else None
+        return run["args"] if model is None else model.model_validate(run["args"])
+
+    @property
+    def durable_runs(self) -> DurableRuns:
+        """The run's nodes by name (read fresh): ``durable_runs.get("extract_data")`` is a
+        handle to that node's run (``.status``, ``.result``, ``.refresh()``), or None."""
+        return DurableRuns(self, self.refresh()["nodes"])
+
+    def get_channel(self) -> Channel:
+        """The run's channel (Graflow's name): ``ctx.get_channel().get(key, default=...)``."""
+        return self.channel
 
     @property
     def results(self) -> dict[str, Any]:
@@ -140,6 +164,31 @@ class WorkflowContext:
         self._cancelled(reason)
 
 
+def injecting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``@reg.task(inject_context=True)`` (Graflow's shape): the function's first parameter
+    is the running task's context (its workflow context inside a workflow node), not an
+    argument the sender gives."""
+    signature = inspect.signature(fn, eval_str=True)
+    params = list(signature.parameters.values())
+    if not params:
+        raise DefinitionError(f"{fn.__qualname__}: inject_context needs a first parameter "
+                              "for the context")
+
+    def context() -> Any:
+        return get_workflow_context() or get_context()
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await fn(context(), *args, **kwargs)
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            return fn(context(), *args, **kwargs)
+    wrapper.__signature__ = signature.replace(parameters=params[1:])  # type: ignore[attr-defined]
+    return wrapper
+
+
 def get_workflow_context() -> WorkflowContext | None:
     """The workflow side of the running task's context; None outside a workflow node."""
     ctx = get_context()
@@ -150,3 +199,80 @@ def get_workflow_context() -> WorkflowContext | None:
         cached = WorkflowContext(ctx)
         ctx._workflow_context = cached  # type: ignore[attr-defined]
     return cached
+
+
+class NodeRun:
+    """One node's run in a workflow run, as ``durable_runs.get(name)`` gives it."""
+
+    def __init__(self, context: WorkflowContext, view: dict[str, Any]) -> None:
+        self.context = context
+        self._update(view)
+
+    def _update(self, view: dict[str, Any]) -> None:
+        self.view = view
+        self.node: str = view["node"]
+        self.status: str = view["status"]
+        self.task_id: int | None = view.get("task_id")
+        self.result: Any = view.get("result") if view["status"] == "succeeded" else None
+        self.error: Any = view.get("error")
+
+    def __repr__(self) -> str:
+        return f"<NodeRun {self.node} {self.status} task={self.task_id}>"
+
+    def _find(self, run: dict[str, Any]) -> None:
+        for view in run["nodes"]:
+            if view["node"] == self.node:
+                self._update(view)
+
+    def refresh(self) -> NodeRun:
+        """Read the node's status and result again; returns self."""
+        self._find(self.context.refresh())
+        return self
+
+    async def arefresh(self) -> NodeRun:
+        self._find(await self.context.arefresh())
+        return self
+
+    @property
+    def task_runs(self) -> list[TaskRun]:
+        """The node's current task as a ``TaskRun`` handle (a list, as Hyrex has it)."""
+        if self.task_id is None:
+            return []
+        origin = self.context.origin
+        return [TaskRun(self.task_id, task_name=self.view.get("task_name"),
+                        status=self.view.get("task_status"), client=origin.client,
+                        async_client=origin.async_client)]
+
+
+class DurableRuns(Mapping[str, NodeRun]):
+    """The run's nodes by name, each a :class:`NodeRun`; ``get(name)`` is None for a node
+    the run does not have."""
+
+    def __init__(self, context: WorkflowContext, views: list[dict[str, Any]]) -> None:
+        self._runs = {v["node"]: NodeRun(context, v) for v in views}
+
+    def __getitem__(self, node: str) -> NodeRun:
+        return self._runs[node]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._runs)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+class RunOutcome(BaseModel):
+    """What a workflow handler (``on_failure`` / ``on_success``) is given: type its one
+    parameter as this model. ``error`` names the failed node, its task and its error."""
+
+    run_id: int
+    workflow: str
+    status: str
+    reason: str | None = None
+    error: Any = None
+    args: Any = None
+
+    @property
+    def failed_node(self) -> str | None:
+        return self.error.get("node") if isinstance(self.error, dict) else None
+

@@ -16,9 +16,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from ._cli.approvals import approvals
 from ._cli.common import CliState
 from ._cli.init import init
+from ._cli.prune import prune
 from ._cli.queues import queues
+from ._cli.runs import runs
 from ._cli.send import send
 from ._cli.service import (
     LOG_LEVELS,
@@ -58,7 +61,7 @@ def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -
 
     \b
     Run it:     branchwork server | db upgrade | run-worker module:registry | init
-    Operate it: branchwork status | send | tasks | queues | workers
+    Operate it: branchwork status | send | tasks | approvals | queues | workers | runs | prune
     """
     state = CliState(url=url, token=token, as_json=as_json)
     ctx.obj = state
@@ -100,7 +103,8 @@ def upgrade(revision: str) -> None:
     _on_server("db_upgrade", argparse.Namespace(revision=revision))
 
 
-for command in (server, db, run_worker, init, send, status, tasks, queues, workers, tokens):
+for command in (server, db, run_worker, init, send, status, tasks, queues, workers, tokens,
+                approvals, runs, prune):
     cli.add_command(command)
 
 

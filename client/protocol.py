@@ -41,6 +41,32 @@ TokenRole = Literal["admin", "worker", "sender", "viewer"]
 TOKEN_ROLES: Final[tuple[TokenRole, ...]] = ("admin", "worker", "sender", "viewer")
 MAX_TOKEN_PATTERNS: Final = 100
 
+# Flow control (docs/flow-control.md): named rate limits, concurrency-key strategies, and
+# the dotted path into a task's args a key may be read from ("customer.id").
+RATE_LIMIT_NAME_PATTERN: Final = r"^[A-Za-z0-9_][\w.:\-]*$"
+RATE_LIMIT_NAME_MAX: Final = 100
+KEY_PATH_PATTERN: Final = r"^[^.\x00]+(\.[^.\x00]+)*$"
+KEY_PATH_MAX: Final = 200
+ConcurrencyStrategy = Literal["fair", "cancel_in_progress", "cancel_newest"]
+CONCURRENCY_STRATEGIES: Final[tuple[ConcurrencyStrategy, ...]] = (
+    "fair", "cancel_in_progress", "cancel_newest")
+MAX_RATE_LIMITS_PER_TASK: Final = 10
+MAX_RATE_UNITS: Final = 1_000_000
+
+
+
+def flow_problem(task: Mapping[str, object]) -> str | None:
+    """What is wrong with a send's flow-control options, or None (the client and the server
+    both ask; docs/flow-control.md)."""
+    if task.get("concurrency_key") is not None and task.get("concurrency_key_path") is not None:
+        return "give concurrency_key or concurrency_key_path, not both"
+    keyed = task.get("concurrency_key") is not None or task.get("concurrency_key_path") is not None
+    if not keyed and (task.get("concurrency_limit") is not None
+                      or task.get("concurrency_strategy") is not None):
+        return "concurrency_limit and concurrency_strategy need a concurrency key"
+    return None
+
+
 TASK_NAME: Final = re.compile(TASK_NAME_PATTERN)
 QUEUE_NAME: Final = re.compile(QUEUE_NAME_PATTERN)
 QUEUE_SELECTOR: Final = re.compile(QUEUE_SELECTOR_PATTERN)
@@ -66,13 +92,20 @@ MAX_CONCURRENCY_LIMIT: Final = 1_000_000
 MAX_CLAIM_LIMIT: Final = 1000  # tasks leased by one claim
 MAX_LEASES_PER_CALL: Final = 10_000  # leases in one heartbeat or release
 MAX_WAIT_SECONDS: Final = 3600.0  # one long-poll (claim, tree wait, run wait)
+# Streams (docs/streaming.md): one chunk, all chunks of one task (UTF-8 bytes), one batch.
+MAX_STREAM_CHUNK_BYTES: Final = 65_536
+MAX_STREAM_TASK_BYTES: Final = 16_777_216
+MAX_STREAM_BATCH: Final = 1000
+MAX_PROGRESS_MESSAGE: Final = 1000  # characters of a progress message
 
 # -- statuses --------------------------------------------------------------------------------
 
-TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# ``waiting``: a durable task suspended on an event, a signal, an approval or its children,
+# holding no lease and no worker (docs/durable.md); a durable sleep is ``queued`` until due.
+TaskStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled"]
 TASK_STATUSES: Final[tuple[TaskStatus, ...]] = (
-    "queued", "running", "succeeded", "failed", "cancelled")
-ACTIVE_STATUSES: Final[tuple[TaskStatus, ...]] = ("queued", "running")
+    "queued", "running", "waiting", "succeeded", "failed", "cancelled")
+ACTIVE_STATUSES: Final[tuple[TaskStatus, ...]] = ("queued", "running", "waiting")
 TERMINAL_STATUSES: Final[tuple[TaskStatus, ...]] = ("succeeded", "failed", "cancelled")
 RETRY_BACKOFFS: Final = ("fixed", "linear", "exponential")
 # What happens to an attempt silent past its stuck_after: shown stuck, or also failed as
@@ -81,7 +114,9 @@ StuckAction = Literal["mark", "fail"]
 STUCK_ACTIONS: Final[tuple[StuckAction, ...]] = ("mark", "fail")
 
 # What a worker reports for one attempt, and the server's verdict on each reported item.
-AttemptOutcome = Literal["succeeded", "failed", "cancelled"]
+# ``suspended``: the attempt ends waiting (its ``wait`` says for what); it spends no retry.
+AttemptOutcome = Literal["succeeded", "failed", "cancelled", "suspended"]
+SUSPENDED: Final = "suspended"
 APPLIED: Final = "applied"
 # Verdicts that mean "the outcome is stored" (a repeat of a stored report is already_recorded).
 RECORDED_VERDICTS: Final = frozenset({"applied", "already_recorded"})
@@ -95,6 +130,23 @@ VALIDATION_ERROR: Final = "validation_error"
 PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 UNAUTHORIZED: Final = "unauthorized"
 DATABASE_UNAVAILABLE: Final = "database_unavailable"
+NOT_WAITING: Final = "not_waiting"  # a signal to a task not waiting for it
+STEP_CONFLICT: Final = "step_conflict"  # a step name recorded with another function
+ALREADY_DECIDED: Final = "already_decided"  # an approval decided twice
+NOT_WAITING_FOR_APPROVAL: Final = "not_waiting_for_approval"  # approve/reject a task not asking
+
+# -- durable tasks (docs/durable.md) ---------------------------------------------------------
+
+# What a suspended attempt waits for. ``sleep`` queues the task again at its ``until``; the
+# others leave it ``waiting`` until ``POST /v1/events``, a signal, an approval or its
+# children resume it, or its timeout does.
+WAIT_KINDS: Final = ("sleep", "event", "signal", "approval", "children")
+# What a stored step is: a ``ctx.step`` result, or a finished sleep or wait.
+STEP_KINDS: Final = ("step", *WAIT_KINDS)
+STEP_NAME_MAX: Final = 600  # a step's stored name: "event:" + a key + its "#n" suffix
+FN_NAME_MAX: Final = 1000  # a step's function, as module.qualname
+MAX_LOOKBACK_SECONDS: Final = 86_400.0  # how far back a wait for an event may look
+MAX_COMMENT: Final = 10_000  # characters of an approval's comment
 
 
 def is_task_name(text: object) -> bool:
@@ -208,3 +260,29 @@ def upstream_map(nodes: Sequence[str],
     for src, dst in edges:
         up[dst].append(src)
     return up
+
+
+# -- send windows (docs/flow-control.md: debounce, expiring and while-active keys) ------------
+
+UNIQUE_WHILE: Final = ("active",)
+
+
+def send_window_problem(body: Mapping[str, object]) -> str | None:
+    """Why a send body's debounce and uniqueness fields do not fit together, or None. The
+    server refuses such a send (422); the client says it before sending."""
+    given = {k for k, v in body.items() if v is not None}
+    if {"unique_for", "unique_while"} <= given:
+        return "give unique_for or unique_while, not both"
+    if given & {"unique_for", "unique_while"} and "idempotency_key" not in given:
+        return "unique_for and unique_while shape an idempotency_key: give one"
+    keys = given & {"debounce_key", "debounce_key_path", "debounce_max_seconds"}
+    if "debounce_seconds" not in given:
+        return f"{sorted(keys)[0]} needs debounce_seconds" if keys else None
+    keys.discard("debounce_max_seconds")
+    if len(keys) != 1:
+        return "a debounced send needs debounce_key or debounce_key_path (one of them)"
+    clash = sorted(given & {"idempotency_key", "spawn_key", "delay_seconds", "run_at"})
+    if clash:
+        return (f"debounce_seconds cannot be combined with {clash[0]}: the window sets when "
+                "the task runs, and its key finds the task")
+    return None

@@ -7,7 +7,8 @@
 - the running task's context (``TaskContext``, ``task_context``, ``set_context``...);
 - ``register_worker`` / ``aregister_worker``: everything a worker tells the server at start
   (itself and its tasks, queue limits, workflows, schedules), written once as a flow;
-- the errors a worker tells apart, and ``schedules(registry)``.
+- the errors a worker tells apart, and ``schedules(registry)``;
+- ``Suspend``: what a durable sleep or wait raises to end the attempt (docs/durable.md).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._context import TaskContext, get_context, reset_context, set_context, task_context
+from ._durable import Suspend
 from ._exceptions import ApiError, BranchworkError, ServerError
 from ._http import AsyncClient, Client
 from ._options import Queue
 from ._registration import schedules, worker_registration
 
 __all__ = ["ApiError", "AsyncClient", "BranchworkError", "Client", "RunnableTask",
-           "ServerError", "TaskContext", "aregister_worker", "get_context", "register_worker",
-           "reset_context", "schedules", "set_context", "task_context"]
+           "ServerError", "Suspend", "TaskContext", "aregister_worker", "get_context",
+           "register_worker", "reset_context", "schedules", "set_context", "task_context"]
 
 
 @runtime_checkable

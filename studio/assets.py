@@ -1,5 +1,8 @@
-"""Static files: the studio's own CSS/JS, and htmx with its SSE extension read from the
-installed ``django-js-lib-htmx`` package (never a CDN, never a copy in this repository)."""
+"""Static files: the studio's own CSS/JS, and htmx read from the installed
+``django-js-lib-htmx`` package (never a CDN, never a copy in this repository).
+
+No htmx extension is served: the package's SSE extension is htmx 1's (it logs a version
+warning under htmx 2), so ``studio.js`` holds the page's ``EventSource`` itself."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from starlette.responses import Response
 
 VENDOR = {
     "htmx.min.js": ("js_lib_htmx", "static/htmx/htmx.min.js"),
-    "sse.js": ("js_lib_htmx", "static/htmx/ext/sse.js"),
 }
 OWN = {"studio.css": "text/css", "studio.js": "text/javascript"}
 

@@ -35,14 +35,21 @@ def secure_request(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+# The session opens the studio and the API's docs pages (/docs, /redoc, /openapi.json: see
+# app/security.py); the API itself ignores it (it takes bearer tokens only).
+SESSION_PATH = "/"
+
+
 def set_session(response: Response, request: Request, value: str) -> None:
     response.set_cookie(SESSION_COOKIE, value, max_age=SESSION_SECONDS,
-                        path="/studio", httponly=True, samesite="strict",
+                        path=SESSION_PATH, httponly=True, samesite="strict",
                         secure=secure_request(request))
 
 
 def clear_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/studio", httponly=True, samesite="strict")
+    # "/studio": where sessions made before the docs pages took them were scoped.
+    for path in (SESSION_PATH, "/studio"):
+        response.delete_cookie(SESSION_COOKIE, path=path, httponly=True, samesite="strict")
 
 
 def csrf_token(request: Request) -> tuple[str, bool]:

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ..app import credentials
 from ..app.errors import ApiError
-from . import actions, assets, auth, pages
+from . import actions, approvals, assets, auth, limits, pages
 from .web import (
     SECURITY_HEADERS,
     LoginRequired,
@@ -32,7 +32,8 @@ from .web import (
     studio,
 )
 
-__all__ = ["LoginRequired", "Studio", "actions", "login_redirect", "pages", "router"]
+__all__ = ["LoginRequired", "Studio", "actions", "approvals", "limits", "login_redirect", "pages",
+           "router"]
 
 KEEPALIVE_SECONDS = 15.0
 

@@ -8,10 +8,11 @@ of children, node 34 with 300), so a live refresh re-renders exactly what the us
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 from ..app.read.paging import Db
-from ..app.read.trees import PartialTree, partial_tree
+from ..app.read.trees import PartialTree, TreeNode, partial_tree
 
 PAGE = 50
 MAX_PAGE = 5000
@@ -53,3 +54,10 @@ async def load(db: Db, task_id: int, open_text: str | None) -> TreeView | None:
     if tree is None:
         return None
     return TreeView(**{f.name: getattr(tree, f.name) for f in fields(tree)})
+
+
+def walk(node: TreeNode) -> Iterator[TreeNode]:
+    """Every node shown, the given one first."""
+    yield node
+    for child in node.children:
+        yield from walk(child)

@@ -8,11 +8,12 @@ process's :class:`~branchwork.studio.live.VersionCache`, so they cost one query 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from ..app.read import charts as chart_read
 from ..app.read import health as health_read
 from ..app.read import kv as kv_read
 from ..app.read import overview as overview_read
@@ -25,6 +26,7 @@ from ..app.read import workflows as workflow_read
 from ..protocol import TASK_STATUSES
 from . import charts, dag, tree
 from .live import VersionCache
+from .render import args_label
 
 CHILDREN_SHOWN = 50
 OVERVIEW_MIN_AGE = 2.0
@@ -119,7 +121,7 @@ def attempts_of(history: list[Any]) -> list[dict[str, Any]]:
         if e["event"] == "claimed":
             a["started_at"] = e["at"]
             a["worker_id"] = e["worker_id"]
-        elif e["event"] not in ("cancel_requested", "retried_manually"):
+        elif e["event"] not in ("cancel_requested", "retried_manually", "resumed"):
             a["ended_at"] = e["at"]
             a["outcome"] = e["event"]
             a["error"] = e["error"]
@@ -128,9 +130,32 @@ def attempts_of(history: list[Any]) -> list[dict[str, Any]]:
 
 
 async def tree_view(pool: AsyncConnectionPool, cache: VersionCache, task_id: int,
-                    open_text: str | None) -> tree.TreeView | None:
-    return await cache.get(("tree", task_id, open_text),
-                           lambda: tree.load(pool, task_id, open_text))
+                    open_text: str | None) -> dict[str, Any] | None:
+    """The partly open tree, its nodes labelled by their args, and the timeline of its first
+    ``TIMELINE_TASKS`` tasks."""
+    async def load() -> dict[str, Any] | None:
+        found = await tree.load(pool, task_id, open_text)
+        if found is None:
+            return None
+        nodes = list(tree.walk(found.root))
+        previews = await chart_read.args_previews(pool, [n.id for n in nodes])
+        for n in nodes:
+            n.row["args_label"] = args_label(previews.get(n.id, ""))
+        spans = await chart_read.tree_spans(pool, found.root.id, TIMELINE_TASKS)
+        return {"tree": found, "gantt": timeline(spans, by="name"),
+                "gantt_cut": len(spans) >= TIMELINE_TASKS}
+    return await cache.get(("tree", task_id, open_text), load)
+
+
+TIMELINE_TASKS = 200
+
+
+def timeline(spans: list[Any], by: str) -> charts.Gantt:
+    """A Gantt of tasks labelled by ``by`` (``name``, or ``workflow_node`` for a run)."""
+    return charts.gantt(
+        list(spans), datetime.now(UTC),
+        label=lambda s: f"#{s['id']} {s.get(by) or s['name']}",
+        detail=lambda s: args_label(s["args_preview"], 40))
 
 
 async def tree_index(pool: AsyncConnectionPool, cache: VersionCache,
@@ -205,5 +230,36 @@ async def workflow_run(pool: AsyncConnectionPool, cache: VersionCache,
             return None
         nodes = run.pop("nodes")
         channel = run.pop("channel")
-        return {"run": run, "nodes": nodes, "channel": channel, "dag": dag.layout(nodes)}
+        spans = await chart_read.run_spans(pool, run_id, TIMELINE_TASKS)
+        return {"run": run, "nodes": nodes, "channel": channel, "dag": dag.layout(nodes),
+                "gantt": timeline(spans, by="workflow_node")}
     return await cache.get(("run", run_id), load)
+
+
+# The queue depth curve and the run time percentiles each scan the task table (no index on
+# the timestamps they read): recomputed at most this often, however many browsers look.
+CHARTS_MIN_AGE = 5.0
+RUN_TIME_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+
+
+async def queues(pool: AsyncConnectionPool, cache: VersionCache | None) -> dict[str, Any]:
+    """Every queue with its settings and counts, and its depth over the last hour.
+    ``cache`` None (after an action): read now."""
+    async def load() -> dict[str, Any]:
+        async with pool.connection() as conn:
+            stats = await queue_read.queue_stats(conn)
+            depth = await chart_read.queue_depth(conn, 60)
+        return {"queues": stats, "depth": charts.line_chart(depth, 720, 160),
+                "depth_now": {q: v[-1] for q, v in depth.items()}}
+    if cache is None:
+        return await load()
+    return await cache.get(("queues",), load, min_age=CHARTS_MIN_AGE, topic="queues")
+
+
+async def performance(pool: AsyncConnectionPool, cache: VersionCache,
+                      window: str) -> dict[str, Any]:
+    async def load() -> dict[str, Any]:
+        rows = await chart_read.run_times(pool, RUN_TIME_WINDOWS[window])
+        return {"rows": charts.run_time_rows([dict(r) for r in rows])}
+    return await cache.get(("performance", window), load, min_age=CHARTS_MIN_AGE,
+                           topic="performance")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -95,7 +94,10 @@ def guard(request: Request) -> None:
 
 
 def safe_next(path: str) -> str:
-    return path if path.startswith("/studio") and "//" not in path else "/studio"
+    """Where the login form may send the browser: the studio, or the API's docs pages."""
+    if path in ("/docs", "/redoc") or (path.startswith("/studio") and "//" not in path):
+        return path
+    return "/studio"
 
 
 def login_redirect(request: Request) -> Response:
@@ -124,13 +126,16 @@ def not_found_page(request: Request, what: str) -> Response:
     return page(request, "not_found.html", {"what": what, "nav": ""}, 404)
 
 
+MAX_FORM_FIELDS = 60  # the send form has one field per argument (up to forms.MAX_FIELDS)
+
+
 async def form(request: Request) -> dict[str, str]:
     """A urlencoded form body (the studio's forms are tiny; no multipart)."""
     body = await request.body()
     if len(body) > 65536:
         raise ApiError(413, "payload_too_large", "form too large")
     try:
-        parsed = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+        parsed = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "bad_form", "malformed form body") from exc
     return {k: v[0] for k, v in parsed.items()}
@@ -145,16 +150,6 @@ async def check_post(request: Request) -> dict[str, str]:
         raise ApiError(403, "csrf_failed",
                        "this action must come from a studio page (CSRF check failed)")
     return data
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_time", f"not a date and time: {value[:40]}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- one view function, two routes ---------------------------------------------------------

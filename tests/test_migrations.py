@@ -119,6 +119,7 @@ def test_claim_uses_the_claim_index(db_url: str) -> None:
         conn.execute("ANALYZE tasks")
         plan = "\n".join(r[0] for r in conn.execute(
             "EXPLAIN SELECT id FROM tasks WHERE status = 'queued' AND queue = 'q1' "
+            "AND fair_tag IS NULL "
             "AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT 10 "
             "FOR UPDATE SKIP LOCKED").fetchall())
     assert "tasks_claim_idx" in plan, plan

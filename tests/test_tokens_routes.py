@@ -145,8 +145,12 @@ def test_the_rules_say_what_each_role_is_for(server) -> None:
                            and role in (rule_of(m, p) or ()))
               for role in ("worker", "sender", "viewer")}
     assert writes["viewer"] == ["/studio/logout"]
-    assert writes["sender"] == ["/v1/tasks", "/v1/tasks/batch", "/v1/workflows/{name}/runs"]
+    assert writes["sender"] == sorted([
+        "/v1/tasks", "/v1/tasks/batch", "/v1/workflows/{name}/runs",
+        # durable tasks: events and signals resume waiting tasks (docs/durable.md)
+        "/v1/events", "/v1/tasks/{task_id}/signal"])
     assert writes["worker"] == sorted([
+        "/v1/events", "/v1/tasks/{task_id}/signal", "/v1/tasks/{task_id}/steps",
         "/v1/claim", "/v1/heartbeat", "/v1/tasks/report", "/v1/tasks/release",
         "/v1/tasks/{task_id}/complete", "/v1/tasks/{task_id}/fail", "/v1/workers/register",
         "/v1/workers/{worker_id}/stop", "/v1/tasks", "/v1/tasks/batch",
@@ -154,7 +158,11 @@ def test_the_rules_say_what_each_role_is_for(server) -> None:
         "/v1/workflow-runs/{run_id}/directives",
         "/v1/workflow-runs/{run_id}/channel/{key:path}",
         "/v1/workflow-runs/{run_id}/channel/{key:path}/increment", "/v1/kv/{key:path}",
-        "/v1/kv/{key:path}", "/v1/kv/{key:path}/set-if-absent", "/v1/kv/{key:path}/increment"])
+        "/v1/kv/{key:path}", "/v1/kv/{key:path}/set-if-absent", "/v1/kv/{key:path}/increment",
+        # rate limits are declared in code, like queue limits (docs/flow-control.md)
+        "/v1/rate-limits/{name}", "/v1/queues/{name}/rate-limit",
+        # a running attempt's progress and streamed chunks, fenced by its lease (streaming.md)
+        "/v1/tasks/{task_id}/stream"])
     unreadable = [p for m, p in all_routes if m == "GET" and not isinstance(
         rule_of(m, p), Public) and "viewer" not in (rule_of(m, p) or ())]
     assert unreadable == ["/v1/tokens"]  # token names and scopes: admin's business

@@ -35,8 +35,8 @@ def test_tree_from_any_task_nested_with_rollup(api: httpx.Client) -> None:
     for ident in (root, a, aa):
         body = api.get(f"/v1/trees/{ident}").json()
         assert body["root_id"] == root
-        assert body["rollup"] == {"queued": 3, "running": 0, "succeeded": 1, "failed": 0,
-                                  "cancelled": 0}
+        assert body["rollup"] == {"queued": 3, "running": 0, "waiting": 0, "succeeded": 1,
+                                  "failed": 0, "cancelled": 0}
         assert body["total"] == 4 and body["finished"] is False
         tree = body["tree"]
         assert (tree["id"], tree["status"], tree["depth"]) == (root, "succeeded", 0)
@@ -135,8 +135,8 @@ def test_python_client_reads_waits_and_cancels_trees(api: httpx.Client, server) 
             complete(api, task)
         done = branchwork.wait_tree(b, timeout=10)
         assert done["finished"] is True
-        assert done["rollup"] == {"queued": 0, "running": 0, "succeeded": 2, "failed": 0,
-                                  "cancelled": 2}
+        assert done["rollup"] == {"queued": 0, "running": 0, "waiting": 0, "succeeded": 2,
+                                  "failed": 0, "cancelled": 2}
         assert asyncio.run(branchwork.await_tree(root, timeout=5))["finished"] is True
         assert asyncio.run(branchwork.aget_tree(aa))["tree"]["id"] == root
     finally:

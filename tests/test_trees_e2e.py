@@ -74,8 +74,8 @@ def test_failed_child_is_caught_by_its_parent(api: httpx.Client, server) -> None
     assert child["status"] == "failed" and child["parent_id"] == parent
     assert result["error_type"] == "ValueError"
     assert result["recovery"] == f"recovered {child['id']}: disk full"
-    assert _tree(api, parent)["rollup"] == {"queued": 0, "running": 0, "succeeded": 2,
-                                            "failed": 1, "cancelled": 0}
+    assert _tree(api, parent)["rollup"] == {"queued": 0, "running": 0, "waiting": 0,
+                                            "succeeded": 2, "failed": 1, "cancelled": 0}
 
 
 def _started(tree: dict) -> bool:

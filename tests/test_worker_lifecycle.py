@@ -13,7 +13,15 @@ import httpx
 import pytest
 
 from servers import free_port, process_server
-from worker_helpers import events, python_worker, send, task, wait_for, wait_status
+from worker_helpers import (
+    child_processes,
+    events,
+    python_worker,
+    send,
+    task,
+    wait_for,
+    wait_status,
+)
 from workers_app import lines
 
 LEASE = 2.0
@@ -167,30 +175,15 @@ def test_thread_isolation_timeout_abandons_the_task_and_still_exits(short, tmp_p
         assert proc.wait(15) == 0  # the abandoned thread does not hold the exit
 
 
-def _children(pid: int) -> list[tuple[int, str]]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append((int(entry.name), cmdline))
-    return out
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_heartbeat_process_killed_is_restarted_and_keeps_the_lease(short, tmp_path):
     url, api = short
     task_id = send(api, "slow", {"seconds": LEASE * 3, "marker": "hb"})
     with python_worker(url, BW_TEST_DIR=str(tmp_path)) as proc:
         wait_for(lambda: lines(tmp_path, "hb") == ["start 1"], what="the task to start")
-        [(hb_pid, _)] = [c for c in _children(proc.pid) if "branchwork.worker.heartbeat" in c[1]]
+        [(hb_pid, _)] = [c for c in child_processes(proc.pid) if "branchwork.worker.heartbeat" in c[1]]
         os.kill(hb_pid, signal.SIGKILL)
-        wait_for(lambda: [c for c in _children(proc.pid)
+        wait_for(lambda: [c for c in child_processes(proc.pid)
                           if "branchwork.worker.heartbeat" in c[1] and c[0] != hb_pid],
                  what="a new heartbeat process")
         row = wait_status(api, task_id, timeout=30)

@@ -88,7 +88,10 @@ def test_named_nodes_and_cycles() -> None:
     with pytest.raises(DefinitionError, match="twice"):
         @reg.workflow
         def clash():
-            t["load"] >> t["extract"] >> t["load"].with_config(priority=9)
+            # Two configs for one node (a bare mention adds none: Hyrex's README repeats
+            # a chain with one task's with_config, issue 15).
+            t["load"].with_config(priority=3) >> t["extract"]
+            t["extract"] >> t["load"].with_config(priority=9)
     with pytest.raises(DefinitionError, match="two workflows"):
         @reg.workflow(name="twice")
         def again():

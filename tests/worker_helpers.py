@@ -80,6 +80,22 @@ def running(cmd: Sequence[str], env: dict[str, str]) -> Iterator[subprocess.Pope
                 os.killpg(proc.pid, signal.SIGKILL)  # children left behind, if any
 
 
+def child_processes(pid: int) -> list[tuple[int, str]]:
+    """The processes whose parent is ``pid``, with their command lines (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append((int(entry.name), cmdline))
+    return out
+
+
 def python_worker(url: str, spec: str = "workers_app:reg", *args: str,
                   **env: str) -> Any:
     cmd = [sys.executable, "-m", "branchwork.cli", "run-worker", spec, *args]

@@ -13,7 +13,13 @@ import inspect
 import traceback
 from typing import Any
 
-from branchwork.worker_api import RunnableTask, TaskContext, reset_context, set_context
+from branchwork.worker_api import (
+    RunnableTask,
+    Suspend,
+    TaskContext,
+    reset_context,
+    set_context,
+)
 
 from .capture import OutputBuffer, current_output
 
@@ -44,6 +50,12 @@ def failed(definition: RunnableTask, ctx: TaskContext, exc: BaseException) -> di
     return out
 
 
+def suspended(suspend: Suspend) -> dict[str, Any]:
+    """The attempt ends waiting: the worker frees the slot and reports what it waits for
+    (``wait``; ``reached_at`` becomes ``waited_seconds`` as the report leaves)."""
+    return {"outcome": "suspended", "wait": suspend.wait}
+
+
 def cancelled(ctx: TaskContext) -> dict[str, Any]:
     return {"outcome": "cancelled",
             "error": {"type": "Cancelled", "message": f"task {ctx.task_id} was cancelled "
@@ -57,12 +69,15 @@ def _succeeded(definition: RunnableTask, value: Any) -> dict[str, Any]:
 def run_sync(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
              buffer: OutputBuffer) -> dict[str, Any]:
     """Run a sync task here, in this thread; never raises for the task's own errors."""
+    ctx.durable = bool(getattr(definition, "durable", False))  # waits on children suspend
     ctx_token = set_context(ctx)
     out_token = current_output.set(buffer)
     try:
         try:
             args, kwargs = definition.load_args(raw_args)
             outcome = _succeeded(definition, definition.fn(*args, **kwargs))
+        except Suspend as suspend:  # a durable sleep or wait (docs/durable.md)
+            outcome = suspended(suspend)
         except Exception as exc:
             if ctx.cancel_requested.is_set():
                 outcome = cancelled(ctx)
@@ -72,6 +87,7 @@ def run_sync(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
         if ctx.cancel_requested.is_set():
             outcome = cancelled(ctx)
     finally:
+        ctx.close_stream()  # every chunk stored before the report ends the task's stream
         current_output.reset(out_token)
         reset_context(ctx_token)
     outcome["logs"] = buffer.getvalue()
@@ -82,6 +98,7 @@ async def run_async(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
                     buffer: OutputBuffer, deadline: float | None) -> dict[str, Any]:
     """Run an async task on this loop. Cancelling the asyncio task that awaits this is how
     cancellation and shutdown reach the task; the caller decides what the cancellation means."""
+    ctx.durable = bool(getattr(definition, "durable", False))  # waits on children suspend
     set_context(ctx)  # this coroutine runs in its own asyncio task, so its own context copy
     current_output.set(buffer)
     limit = asyncio.timeout_at(deadline)
@@ -90,6 +107,8 @@ async def run_async(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
         async with limit:
             value = await definition.fn(*args, **kwargs)
         outcome = _succeeded(definition, value)
+    except Suspend as suspend:  # a durable sleep or wait (docs/durable.md)
+        outcome = suspended(suspend)
     except Exception as exc:
         if ctx.cancel_requested.is_set():
             outcome = cancelled(ctx)
@@ -100,6 +119,8 @@ async def run_async(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
             outcome = failed(definition, ctx, exc)
     if ctx.cancel_requested.is_set():
         outcome = cancelled(ctx)
+    if ctx.streaming:  # every chunk stored before the report ends the stream
+        await asyncio.to_thread(ctx.close_stream)
     outcome["logs"] = buffer.getvalue()
     return outcome
 

@@ -9,14 +9,18 @@ from fastapi import APIRouter
 
 from ..jsonutil import JsonResponse, StrictJsonRoute
 from ..read.health import Thresholds, database_answers, queue_health
+from .answers import HealthOut
 from .deps import Server
 
 router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
 
-@router.get("/health", summary="Whether the database answers (503 when it does not), with "
+@router.get("/health", response_model=HealthOut, responses={
+                503: {"model": HealthOut, "description": "The database does not answer"}},
+            summary="Whether the database answers (503 when it does not), with "
             "queue health details")
-async def health(server: Server) -> JsonResponse:
+async def get_health(server: Server) -> JsonResponse:
+    """Whether this replica reaches its database, with the queue health report; 503 when not."""
     try:
         async with asyncio.timeout(3):
             ok = await database_answers(server.pool)

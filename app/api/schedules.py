@@ -16,6 +16,7 @@ from ..engine import schedules as engine
 from ..jsonutil import StrictJsonRoute
 from ..read import schedules as read
 from ..services.leader import LeaderElector
+from .answers import LeaderOut, ScheduleDeletedOut, ScheduleOut, SchedulesOut
 from .deps import CallerDep, Server
 from .schemas import Seconds, Strict, TaskName
 from .workflows import TaskOptions
@@ -82,49 +83,64 @@ def _spec(name: str, body: ScheduleIn, source: str) -> dict[str, Any]:
             "grace_seconds": body.grace_seconds, "paused": body.paused, "source": source}
 
 
-@router.put("/schedules/{name:path}", summary="Create or update a schedule")
+@router.put("/schedules/{name:path}", response_model=ScheduleOut,
+            summary="Create or update a schedule")
 async def put_schedule(name: ScheduleName, body: ScheduleIn, server: Server) -> Any:
+    """Create a schedule, or replace the one of that name; answers it with its next fire time."""
     return await engine.upsert(server, _spec(name, body, "api"))
 
 
-@router.post("/schedules/register", summary="A worker's schedules, upserted at its start")
+@router.post("/schedules/register", response_model=SchedulesOut,
+             summary="A worker's schedules, upserted at its start")
 async def register_schedules(body: ScheduleBatchIn, server: Server,
                              caller: CallerDep) -> dict[str, Any]:
+    """Upsert a worker's schedules at its start; existing ones keep the time zone, misfire
+    policy and grace set through the API."""
     access.check_schedule_queues(caller, body.schedules)
     rows = await engine.upsert_many(server, [_spec(s.name, s, "worker") for s in body.schedules],
                                     keep_policy=True)
     return {"schedules": rows}
 
 
-@router.get("/schedules", summary="Every schedule with its next fire time")
+@router.get("/schedules", response_model=SchedulesOut,
+            summary="Every schedule with its next fire time")
 async def list_schedules(server: Server) -> dict[str, Any]:
+    """Every schedule with its next and last fire times."""
     return {"schedules": await read.list_schedules(server.pool)}
 
 
-@router.get("/schedules/{name:path}", summary="One schedule")
+@router.get("/schedules/{name:path}", response_model=ScheduleOut, summary="One schedule")
 async def get_schedule(name: ScheduleName, server: Server) -> Any:
+    """One schedule with its next and last fire times."""
     return await read.get_schedule(server.pool, name)
 
 
-@router.delete("/schedules/{name:path}", summary="Remove a schedule")
+@router.delete("/schedules/{name:path}", response_model=ScheduleDeletedOut,
+               summary="Remove a schedule")
 async def delete_schedule(name: ScheduleName, server: Server) -> dict[str, Any]:
+    """Remove a schedule; tasks it already sent stay."""
     await engine.delete(server, name)
     return {"name": name, "deleted": True}
 
 
-@router.post("/schedules/{name:path}/pause", summary="Stop firing until resumed")
+@router.post("/schedules/{name:path}/pause", response_model=ScheduleOut,
+             summary="Stop firing until resumed")
 async def pause_schedule(name: ScheduleName, server: Server) -> Any:
+    """Stop a schedule firing until it is resumed."""
     return await engine.set_paused(server, name, True)
 
 
-@router.post("/schedules/{name:path}/resume",
+@router.post("/schedules/{name:path}/resume", response_model=ScheduleOut,
              summary="Fire again, from the next fire time after now")
 async def resume_schedule(name: ScheduleName, server: Server) -> Any:
+    """Fire a paused schedule again, from its next fire time after now."""
     return await engine.set_paused(server, name, False)
 
 
-@router.get("/leader", summary="Leader leases, and whether this replica holds the scheduler's")
-async def leader(server: Server) -> dict[str, Any]:
+@router.get("/leader", response_model=LeaderOut,
+            summary="Leader leases, and whether this replica holds the scheduler's")
+async def get_leader(server: Server) -> dict[str, Any]:
+    """The leader leases (who runs the cron scheduler), and whether this replica holds one."""
     elector = next((s for s in server.services if isinstance(s, LeaderElector)), None)
     return {"replica": elector.me if elector else None,
             "is_leader": bool(elector and elector.is_leader),

@@ -10,6 +10,7 @@ from pydantic import Field
 from ... import protocol
 from ..engine import tokens as engine
 from ..jsonutil import JsonResponse, StrictJsonRoute
+from .answers import TokenCreatedOut, TokenOut, TokensOut
 from .deps import Server
 from .schemas import Strict
 
@@ -30,19 +31,25 @@ class TokenIn(Strict):
     names: Patterns = []
 
 
-@router.post("", status_code=201, summary="Create a token; its secret is shown only now")
-async def create(body: TokenIn, server: Server) -> JsonResponse:
+@router.post("", response_model=TokenCreatedOut, status_code=201,
+             summary="Create a token; its secret is shown only now")
+async def create_token(body: TokenIn, server: Server) -> JsonResponse:
+    """Create a token with a role and scopes; the answer is the only time its secret is shown."""
     row, secret = await engine.create_token(server, body.name, body.role, body.queues,
                                             body.names)
     return JsonResponse({**row, "token": secret}, status_code=201)
 
 
-@router.get("", summary="Tokens (never their secrets), live ones unless all=true")
+@router.get("", response_model=TokensOut,
+            summary="Tokens (never their secrets), live ones unless all=true")
 async def list_tokens(server: Server, include_revoked: Annotated[
         bool, Query(alias="all")] = False) -> dict[str, Any]:
+    """Tokens with their role, scopes and last use; never their secrets."""
     return {"tokens": await engine.list_tokens(server, include_revoked=include_revoked)}
 
 
-@router.post("/{name}/revoke", summary="Revoke a token, on every replica within a second")
-async def revoke(name: TokenPath, server: Server) -> dict[str, Any]:
+@router.post("/{name}/revoke", response_model=TokenOut,
+             summary="Revoke a token, on every replica within a second")
+async def revoke_token(name: TokenPath, server: Server) -> dict[str, Any]:
+    """Revoke a token: every replica refuses it within a second."""
     return dict(await engine.revoke_token(server, name))

@@ -21,6 +21,7 @@ from ..store import tasks as task_store
 from ..store import workflow_nodes as node_store
 from ..store import workflows as run_store
 from ..store.workflow_nodes import NodeState
+from .handlers import queue_handler
 from .send import send_in
 
 if TYPE_CHECKING:
@@ -79,12 +80,13 @@ class RunAdvance:
     async def finish_run(self, run_id: int, status: str, *, reason: str | None = None,
                          error: Any = None, keep_task: int | None = None) -> None:
         """End a run: pending and unfinished nodes are skipped or cancelled, its tasks
-        stopped (queued ones cancelled, running ones asked to stop)."""
+        stopped (queued ones cancelled, running ones asked to stop), its handler queued."""
         await run_store.finish_run(self.cur, run_id, status, reason, error)
         await node_store.close_unfinished(self.cur, run_id, keep_task)
         ids = [i for i in await run_store.active_task_ids(self.cur, run_id) if i != keep_task]
         if ids:
             await task_store.cancel(self.cur, ids)
+        await queue_handler(self.cur, run_id, self.metrics)
 
     async def _maybe_complete(self, run_id: int) -> None:
         """With nothing queued, pending nodes can never become ready: skip them and finish."""
@@ -94,6 +96,7 @@ class RunAdvance:
                 self.cur, run_id, [n for n, v in nodes.items() if v["status"] == "pending"],
                 "skipped")
             await run_store.succeed_run(self.cur, run_id)
+            await queue_handler(self.cur, run_id, self.metrics)
 
     async def _advance(self, run: dict[str, Any], done: str) -> None:
         """Queue the pending successors of ``done`` whose inputs all succeeded; skip the ones

@@ -69,9 +69,10 @@ class QueueSettingsCache:
         return rows
 
     async def limited(self, pool: AsyncConnectionPool) -> set[str]:
-        """Names of the queues with a concurrency limit."""
+        """Names of the queues with a concurrency limit or under flow control: a task
+        finishing there may let a waiting claim through."""
         return {name for name, q in (await self.special(pool)).items()
-                if q["concurrency_limit"] is not None}
+                if q["concurrency_limit"] is not None or q.get("flow")}
 
 
 class Sightings:

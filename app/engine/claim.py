@@ -18,6 +18,7 @@ from ...protocol import QueueSelector
 from ..store import leases as lease_store
 from ..store.leases import ClaimedTask, LeasePlan
 from ..store.queues import QueueRow
+from .flow_claim import claim_flow, flow_queues
 from .release import release
 from .tx import single_statement, transaction
 
@@ -44,6 +45,7 @@ class ClaimRequest:
 class _Plan:
     lease: LeasePlan
     limited: list[str]  # queues whose caps are cut to their free slots in the transaction
+    flow: dict[str, bool]  # queues under flow control -> whether to lock (flow_claim.py)
 
 
 def plan(req: ClaimRequest, selector: QueueSelector, special: dict[str, QueueRow],
@@ -53,20 +55,35 @@ def plan(req: ClaimRequest, selector: QueueSelector, special: dict[str, QueueRow
     settings = [r for name, r in special.items() if selector.matches(name)]
     names = set(selector.exact) | {s["name"] for s in settings}
     paused = {s["name"] for s in settings if s["paused"]}
-    limited = sorted(s["name"] for s in settings
-                     if s["concurrency_limit"] is not None and s["name"] not in paused)
-    caps = {name: req.limit for name in names if name not in paused}
+    flow = flow_queues(special, selector.matches)
+    limited = sorted(s["name"] for s in settings if s["concurrency_limit"] is not None
+                     and s["name"] not in paused and s["name"] not in flow)
+    caps = {name: req.limit for name in names if name not in paused and name not in flow}
     return _Plan(LeasePlan(worker_id=req.worker_id, caps=caps, expand=selector.like_patterns,
                            skip=sorted(set(special) | names), task_names=req.task_names,
-                           limit=req.limit, lease_seconds=lease_seconds), limited)
+                           limit=req.limit, lease_seconds=lease_seconds), limited, flow)
 
 
 async def claim_once(state: ServerState, req: ClaimRequest,
                      selector: QueueSelector) -> list[ClaimedTask]:
-    """One attempt, one transaction, honouring queue limits."""
+    """One attempt, honouring queue limits; queues under flow control are claimed from one
+    transaction each, after the plain ones (none in play: nothing extra)."""
     special = await state.caches.queue_settings.special(state.pool)
     state.metrics.claim_query()
     p = plan(req, selector, special, state.settings.lease_seconds)
+    tasks = await _claim_plain(state, req, p)
+    for queue, locked in p.flow.items():
+        room = req.limit - len(tasks)
+        if room <= 0:
+            break
+        got = await claim_flow(state, req.worker_id, queue, req.task_names, room, locked)
+        tasks.extend(got.tasks)
+        if got.wake_at is not None:
+            state.notifier.wake_later(queue, got.wake_at.timestamp())
+    return tasks
+
+
+async def _claim_plain(state: ServerState, req: ClaimRequest, p: _Plan) -> list[ClaimedTask]:
     lease = p.lease
     if not p.limited:
         if not lease.caps and not lease.expand:

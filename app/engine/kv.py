@@ -21,17 +21,20 @@ def check_value(value: str, limit: int) -> None:
         raise InvalidInput("values cannot contain NUL characters", code="nul_character")
 
 
-async def set_value(state: ServerState, key: str, value: str) -> None:
+async def set_value(state: ServerState, key: str, value: str,
+                    ttl_seconds: float | None = None) -> None:
+    """Write ``value``; with ``ttl_seconds`` it expires that long from now."""
     check_value(value, state.settings.max_payload_bytes)
     async with single_statement(state.pool) as cur:
-        await kv_store.set_(cur, key, value)
+        await kv_store.set_(cur, key, value, ttl_seconds)
 
 
-async def set_if_absent(state: ServerState, key: str, value: str) -> bool:
-    """True when the key was absent and is now set."""
+async def set_if_absent(state: ServerState, key: str, value: str,
+                        ttl_seconds: float | None = None) -> bool:
+    """True when the key was absent (or expired) and is now set."""
     check_value(value, state.settings.max_payload_bytes)
     async with single_statement(state.pool) as cur:
-        return await kv_store.set_if_absent(cur, key, value)
+        return await kv_store.set_if_absent(cur, key, value, ttl_seconds)
 
 
 async def delete_value(state: ServerState, key: str) -> bool:

@@ -14,20 +14,24 @@ if TYPE_CHECKING:
     from ..state import ServerState
 
 KEEP = object()  # "leave the limit as it is" (None means: no limit)
+RETENTION_COLUMNS = queue_store.RETENTION_COLUMNS
 
 
 async def configure_queue(state: ServerState, name: str, *,
                           concurrency_limit: int | None | object = KEEP,
                           paused: bool | None = None,
-                          stuck: Mapping[str, Any] | None = None) -> QueueRow:
+                          stuck: Mapping[str, Any] | None = None,
+                          retention: Mapping[str, Any] | None = None) -> QueueRow:
     """Create or change queue ``name``; ``paused`` None leaves the flag as it is; ``stuck``
     holds the stuck settings to change (``stuck_after_seconds``, ``stuck_action``; None
-    values clear them)."""
+    values clear them), ``retention`` the retention ones (``retention_<status>_seconds``;
+    None: the server's)."""
     set_limit = concurrency_limit is not KEEP
     limit = concurrency_limit if isinstance(concurrency_limit, int) else None
     async with transaction(state.pool) as cur:
         row = await queue_store.upsert(cur, name, concurrency_limit=limit,
-                                       set_limit=set_limit, paused=paused, stuck=stuck or {})
+                                       set_limit=set_limit, paused=paused, stuck=stuck or {},
+                                       retention=retention or {})
     # Committed: this replica's claims see it from now on; the others on the NOTIFY.
     state.caches.queue_settings.invalidate()
     return row

@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ...protocol import TERMINAL_STATUSES
 from ..store import tasks as task_store
 from ..store.sql import notify
 from ..store.tasks import ReportRow
 from ..store.workflows import lock_runs_of_tasks
+from . import children
 from .advance import after_report
 from .errors import InvalidInput, NotFound, StaleLease
 from .payload import check_batch, check_size
+from .suspend import Wait, lock_keys_of, suspend_in, suspend_item
 from .tx import transaction
 
 if TYPE_CHECKING:
@@ -36,20 +39,26 @@ class Outcome:
 
     id: int
     lease_token: str
-    outcome: Literal["succeeded", "failed", "cancelled"]
+    outcome: Literal["succeeded", "failed", "cancelled", "suspended"]
     result: Any = None
     error: dict[str, Any] | None = None
     retry_delay_seconds: float | None = None
     logs: str | None = None
+    wait: Wait | None = None  # what a suspended attempt waits for (docs/durable.md)
+
+
+def bounded_logs(logs: str | None, settings: Settings) -> str | None:
+    """The end of ``logs`` that fits the log limit."""
+    if logs is not None and len(logs.encode()) > settings.max_log_bytes:
+        logs = TRUNCATED + logs.encode()[-settings.max_log_bytes:].decode(errors="ignore")
+    return logs
 
 
 def _row(item: Outcome, settings: Settings, check: bool) -> dict[str, Any]:
     succeeded = item.outcome == "succeeded"
     if check and succeeded:
         check_size(item.result, settings.max_payload_bytes, f"result of task {item.id}")
-    logs = item.logs
-    if logs is not None and len(logs.encode()) > settings.max_log_bytes:
-        logs = TRUNCATED + logs.encode()[-settings.max_log_bytes:].decode(errors="ignore")
+    logs = bounded_logs(item.logs, settings)
     # The logs go into the report statement, so that only an applied outcome writes them.
     row = {"id": item.id, "lease_token": item.lease_token, "outcome": item.outcome,
            "result": item.result if succeeded else None,
@@ -79,8 +88,14 @@ async def report(state: ServerState, outcomes: Sequence[Outcome], *,
         dups = sorted(i for i, n in Counter(ids).items() if n > 1)
         raise InvalidInput("a task appears more than once in one report", {"ids": dups},
                            code="duplicate_task")
-    rows = []
+    rows, suspends = [], []
     for idx, item in enumerate(outcomes):
+        if item.wait is not None:  # suspended (app/engine/suspend.py)
+            check_size(item.wait.detail, settings.max_payload_bytes,
+                       f"wait detail of task {item.id}")
+            suspends.append(suspend_item(item.id, item.lease_token, item.wait,
+                                         bounded_logs(item.logs, settings), idx))
+            continue
         row = _row(item, settings, check_sizes)
         row["idx"] = idx
         rows.append(row)
@@ -89,17 +104,25 @@ async def report(state: ServerState, outcomes: Sequence[Outcome], *,
     # completion would have them all query for nothing.
     limited = await state.caches.queue_settings.limited(state.pool)
     async with transaction(state.pool) as cur:
+        await lock_keys_of(cur, suspends)  # before any row lock (see suspend.py)
         # Workflow runs are locked before their tasks (the advancer's lock order), and
         # advanced in this same transaction.
         runs = await lock_runs_of_tasks(cur, ids)
-        applied = await task_store.report(cur, rows)
+        applied = (await task_store.report(cur, rows, settings.max_log_bytes)
+                   if rows else [])
+        suspended = await suspend_in(cur, suspends, settings.max_log_bytes)
+        # Durable parents whose last child this report finished resume (children.py).
+        await children.after_finished_in(cur, [r["id"] for r in applied if r["applied"]
+                                               and r["new_status"] in TERMINAL_STATUSES])
         if runs:
-            await after_report(cur, applied, state.metrics)
-        await notify(cur, ((r["queue"], r["wake_at"]) for r in applied if r["applied"] and (
-            r["new_status"] == "queued" or r["queue"] in limited)))
+            await after_report(cur, [*applied, *suspended], state.metrics)
+        await notify(cur, ((r["queue"], r["wake_at"]) for r in [*applied, *suspended]
+                           if r["applied"] and (r["new_status"] == "queued"
+                                                or r["queue"] in limited)))
     state.metrics.reported(applied)
+    ordered = sorted([*applied, *suspended], key=lambda r: r["idx"])
     return [{"id": r["id"], "outcome": verdict(r),
-             "status": r["new_status"] or r["current_status"]} for r in applied]
+             "status": r["new_status"] or r["current_status"]} for r in ordered]
 
 
 async def report_one(state: ServerState, outcome: Outcome, *,

@@ -23,5 +23,9 @@ async def retry_task(state: ServerState, task_id: int) -> None:
         status = await task_reads.status_of(cur, task_id)
     if status is None:
         raise NotFound.of("task", task_id)
+    if status in ("failed", "cancelled"):
+        raise Conflict(f"task {task_id}'s while-active key is held by an unfinished task; "
+                       "it can be retried once that one finishes", {"status": status},
+                       code="key_held")
     raise Conflict(f"task {task_id} is {status}; only failed or cancelled tasks can be retried",
                    {"status": status}, code="not_retryable")

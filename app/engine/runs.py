@@ -94,7 +94,8 @@ async def cancel_run(state: ServerState, run_id: int, reason: str,
         if run["status"] != "running":
             raise Conflict(f"workflow run {run_id} is already {run['status']}",
                            {"status": run["status"]}, code="run_finished")
-        await RunAdvance(cur).finish_run(run_id, "cancelled", reason=reason, error=error)
+        await RunAdvance(cur, state.metrics).finish_run(run_id, "cancelled", reason=reason,
+                                                        error=error)
     return {"id": run_id, "status": "cancelled", "reason": reason}
 
 

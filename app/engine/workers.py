@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...protocol import MAX_WORKER_INFO_BYTES
 from ..store import workers as worker_store
+from . import triggers
 from .payload import check_size
 from .tx import transaction
 
@@ -24,6 +25,8 @@ async def register_worker(state: ServerState, worker_id: str, queues: Sequence[s
     async with transaction(state.pool) as cur:
         await worker_store.register(cur, worker_id, queues, dict(info),
                                     [dict(d) for d in definitions])
+        await triggers.register_in(cur, "task", {d["name"]: d.get("on_events") or []
+                                                 for d in definitions})
 
 
 async def stop_worker(state: ServerState, worker_id: str) -> None:

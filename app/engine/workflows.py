@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 import jsonschema_rs
 import orjson
 
+from ..store import handlers as handler_store
 from ..store import queues as queue_store
+from ..store import triggers as store_triggers
 from ..store import workflows as store
 from ..store.sql import dumps
 from .errors import InvalidInput
@@ -77,14 +79,38 @@ def task_spec(options: dict[str, Any], name: str, queue: str | None) -> dict[str
 
 async def register(state: ServerState, name: str, *, queue: str, priority: int,
                    timeout_seconds: float | None, args_schema: Any,
-                   nodes: dict[str, dict[str, Any]], edges: list[list[str]]) -> None:
+                   nodes: dict[str, dict[str, Any]], edges: list[list[str]],
+                   handlers: dict[str, dict[str, Any]] | None = None,
+                   on_events: list[str] | None = None) -> None:
     """Create or replace a definition; ``nodes`` maps each node name to its config (the
-    DAG shape was checked where it was parsed)."""
+    DAG shape was checked where it was parsed). ``on_events``: the event keys that start a
+    run (``triggers.py``), replacing the earlier ones. ``handlers``: the ``on_failure`` /
+    ``on_success`` task specs (``handlers.py``), whose tasks must be known."""
     for node, cfg in nodes.items():
         check_size(cfg.get("args"), state.settings.max_payload_bytes, f"args of node {node}")
     check_args_schema(args_schema)
-    queues = [queue] + [n["queue"] for n in nodes.values() if n.get("queue")]
+    handlers = handlers or {}
+    queues = [queue] + [n["queue"] for n in [*nodes.values(), *handlers.values()]
+                        if n.get("queue")]
+    definition: dict[str, Any] = {"nodes": nodes, "edges": edges}
+    if handlers:
+        definition["handlers"] = handlers
     async with transaction(state.pool) as cur:
+        await check_handlers(cur, name, nodes, handlers)
         await queue_store.ensure(cur, queues)
-        await store.upsert_definition(cur, name, queue, {"nodes": nodes, "edges": edges},
-                                      args_schema, timeout_seconds, priority)
+        await store.upsert_definition(cur, name, queue, definition, args_schema,
+                                      timeout_seconds, priority)
+        await store_triggers.replace(cur, "workflow", {name: on_events or []})
+
+
+async def check_handlers(cur: Any, name: str, nodes: dict[str, dict[str, Any]],
+                         handlers: dict[str, dict[str, Any]]) -> None:
+    """A handler names a task a node of this workflow runs, or one a worker registered:
+    anything else would only fail at 3 a.m., when a run ends."""
+    wanted = {h["task"] for h in handlers.values()} - {n["task"] for n in nodes.values()}
+    unknown = sorted(wanted - await handler_store.known_tasks(cur, sorted(wanted)))
+    if unknown:
+        kinds = [k for k, h in handlers.items() if h["task"] in unknown]
+        raise InvalidInput(f"workflow {name!r}: {' and '.join(kinds)} names the unknown "
+                           f"task {unknown[0]!r} (neither a node's task nor one a worker "
+                           "registered)", {"tasks": unknown}, code="unknown_task")

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..store import steps as step_store
 from ..store import task_reads
+from ..store import waits as wait_store
 from ..store.task_reads import EventRow, LogRow, TaskBrief, TaskFilter, TaskRow
 from .paging import Db, Page, connection, fetch, found, page_of
 
 __all__ = ["EventRow", "LogRow", "TaskBrief", "TaskDetail", "TaskFilter", "TaskRow",
-           "child_count", "children", "find_task", "get_task", "list_tasks", "task_brief"]
+           "child_count", "children", "find_task", "get_task", "list_tasks", "task_brief",
+           "task_steps"]
 
-# The task row plus "history" (its events, oldest first) and "logs" (one per attempt).
+# The task row plus "history" (its events, oldest first), "logs" (one per attempt), "steps"
+# (a durable task's finished steps, in order, with timing) and "wait" (what a waiting task
+# waits for, or None; docs/durable.md).
 TaskDetail = dict[str, Any]
 
 
@@ -34,7 +39,16 @@ async def find_task(db: Db, task_id: int) -> TaskDetail | None:
         detail: TaskDetail = dict(task)
         detail["history"] = await task_reads.history(conn, task_id)
         detail["logs"] = await task_reads.logs(conn, task_id)
+        detail["steps"] = await step_store.of_task(conn, task_id)
+        detail["wait"] = await wait_store.of_task(conn, task_id)
     return detail
+
+
+async def task_steps(db: Db, task_id: int) -> tuple[TaskBrief, list[step_store.StepRow]]:
+    """The task (brief) and its finished steps in order, as a re-run reads them."""
+    async with connection(db) as conn:
+        task = found(await task_reads.brief(conn, task_id), "task", task_id)
+        return task, await step_store.of_task(conn, task_id)
 
 
 async def get_task(db: Db, task_id: int) -> TaskDetail:

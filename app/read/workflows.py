@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ..engine.errors import NotFound
+from ..store import handlers as handler_store
 from ..store import workflow_nodes as node_store
 from ..store import workflows as store
 from ..store.workflows import ChannelEntry, DefinitionRow, RunRow
@@ -44,7 +45,8 @@ async def find_run(db: Db, run_id: int,
             return None
         nodes = await node_store.views(conn, run_id)
         channel = await store.channel_list(conn, run_id, channel_limit)
-    return {**run, "nodes": nodes, "channel": channel}
+        handler = await handler_store.of_run(conn, run_id)
+    return {**run, "nodes": nodes, "channel": channel, "handler": handler}
 
 
 async def get_run(db: Db, run_id: int) -> dict[str, Any]:

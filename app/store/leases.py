@@ -6,7 +6,7 @@ each) is worked out by ``app/engine/claim.py`` and passed in as one :class:`Leas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict, cast
@@ -17,10 +17,13 @@ from .sql import dumps
 
 Cursor = AsyncCursor[Any]
 
-# Columns a worker gets with a claimed task, and a reader with a task.
+# Columns a worker gets with a claimed task (from the claim's ``upd``). ``replay``: the task
+# has stored durable steps (docs/durable.md), so its worker reads them before replaying; a
+# first run (the common case) is spared that request.
 CLAIM_COLUMNS = """id, name, queue, args, priority, attempts, max_retries, timeout_seconds,
     lease_token, lease_expires_at, parent_id, root_id, depth, workflow_run_id, workflow_node,
-    run_at, created_at"""
+    run_at, created_at,
+    EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = upd.id) AS replay"""
 
 # Queues come as names with caps, plus LIKE patterns expanded here to the queues that exist,
 # leaving out ``skip`` (queues with a limit or paused, which the caller listed or left out).
@@ -30,6 +33,19 @@ CLAIM_COLUMNS = """id, name, queue, args, priority, attempts, max_retries, timeo
 # and reports, whose loss would lose a task or an outcome, keep synchronous commit. A later
 # synchronous commit flushes the WAL up to itself, so a durable report implies its claim.
 ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+
+# What leasing writes on a task row, and what a claim answers with the leased rows (its
+# history event, asynchronous commit): shared by the plain claim and the flow claim.
+LEASE_UPDATE = """UPDATE tasks t SET status = 'running', attempts = t.attempts + 1,
+        worker_id = %(worker_id)s, lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = now(), last_progress_at = now(),
+        timeout_at = now() + make_interval(secs => t.timeout_seconds)"""
+LEASED = f"""ev AS (
+    INSERT INTO task_events (task_id, attempt, event, status, worker_id)
+    SELECT id, attempts, 'claimed', 'running', worker_id FROM upd
+)
+SELECT {CLAIM_COLUMNS} FROM upd, ({ASYNC_COMMIT}) AS async_commit"""
 
 CLAIM_SQL = f"""
 WITH q AS (
@@ -42,6 +58,7 @@ WITH q AS (
     SELECT c.id, c.priority, c.run_at FROM q CROSS JOIN LATERAL (
         SELECT t.id, t.priority, t.run_at FROM tasks t
         WHERE t.status = 'queued' AND t.queue = q.name AND t.run_at <= now()
+          AND t.fair_tag IS NULL  -- flow-controlled rows go through engine/flow_claim.py
           AND (%(names)s::text[] IS NULL OR t.name = ANY(%(names)s::text[]))
         ORDER BY t.priority DESC, t.run_at, t.id
         LIMIT LEAST(q.cap, %(n)s)
@@ -50,19 +67,31 @@ WITH q AS (
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(n)s
 ), upd AS (
-    UPDATE tasks t SET status = 'running', attempts = t.attempts + 1,
-        worker_id = %(worker_id)s, lease_token = gen_random_uuid(),
-        lease_expires_at = now() + make_interval(secs => %(lease)s),
-        started_at = now(), last_progress_at = now(),
-        timeout_at = now() + make_interval(secs => t.timeout_seconds)
+    {LEASE_UPDATE}
     FROM cand WHERE t.id = cand.id
     RETURNING t.*
-), ev AS (
-    INSERT INTO task_events (task_id, attempt, event, status, worker_id)
-    SELECT id, attempts, 'claimed', 'running', worker_id FROM upd
-)
-SELECT {CLAIM_COLUMNS} FROM upd, ({ASYNC_COMMIT}) AS async_commit
+), {LEASED}
 ORDER BY priority DESC, run_at, id
+"""
+
+# The flow claim (engine/flow_claim.py) has chosen its tasks already: lease those ids, if
+# still queued (a cancel may have come between), and in the same statement write what the
+# choice used up: the rate-limit buckets' new arrival times and the queue's fair clock.
+LEASE_IDS_SQL = f"""
+WITH bk AS (
+    UPDATE rate_limit_buckets b SET tat = x.tat
+    FROM unnest(%(names)s::text[], %(keys)s::text[], %(tats)s::timestamptz[])
+        AS x(name, key, tat)
+    WHERE b.limit_name = x.name AND b.key = x.key
+), qc AS (
+    UPDATE queues SET fair_clock = %(clock)s
+    WHERE name = %(queue)s AND fair_clock < %(clock)s
+), upd AS (
+    {LEASE_UPDATE}
+    WHERE t.id = ANY(%(ids)s) AND t.status = 'queued'
+    RETURNING t.*
+), {LEASED}
+ORDER BY array_position(%(ids)s::bigint[], id)
 """
 
 HEARTBEAT_SQL = f"""
@@ -131,6 +160,7 @@ class ClaimedTask(TypedDict):
     workflow_node: str | None
     run_at: datetime
     created_at: datetime
+    replay: bool  # durable steps are stored: a re-run reads them (docs/durable.md)
 
 
 class HeartbeatRow(TypedDict):
@@ -170,6 +200,23 @@ async def claim(cur: Cursor, plan: LeasePlan) -> list[ClaimedTask]:
         "names": list(plan.task_names) if plan.task_names else None,
         "n": plan.limit, "worker_id": plan.worker_id, "lease": plan.lease_seconds,
     })
+    return cast(list[ClaimedTask], await cur.fetchall())
+
+
+async def lease_ids(cur: Cursor, ids: Sequence[int], worker_id: str, lease_seconds: float,
+                    queue: str, clock: int, tats: Mapping[tuple[str, str], datetime]) -> None:
+    """Lease the tasks ``ids`` still queued, in the order given; move the buckets ``tats``
+    ((limit, key) -> arrival time) and ``queue``'s fair clock forward. The leased rows are
+    read with :func:`leased` (in pipeline mode, after the COMMIT is sent with it)."""
+    keys = sorted(tats)
+    await cur.execute(LEASE_IDS_SQL, {
+        "ids": list(ids), "worker_id": worker_id, "lease": lease_seconds, "queue": queue,
+        "clock": clock, "names": [k[0] for k in keys], "keys": [k[1] for k in keys],
+        "tats": [tats[k] for k in keys]})
+
+
+async def leased(cur: Cursor) -> list[ClaimedTask]:
+    """The rows :func:`lease_ids` leased."""
     return cast(list[ClaimedTask], await cur.fetchall())
 
 

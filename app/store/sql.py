@@ -47,6 +47,30 @@ STUCK_ACTION_JOINED_SQL = (
     f"COALESCE(tasks.stuck_action, sq.stuck_action, {SERVER_STUCK_ACTION}, 'mark')")
 
 
+# What an outcome statement (a report, a suspension) answers, one row per item: whether it
+# was applied and the new status, and the task as the statement found it (its snapshot), from
+# which ``engine/report.verdict`` tells a repeat from a stale lease. The statement names its
+# input ``x`` (with ``idx``, ``id``, ``lease_token``) and its update ``upd``.
+OUTCOME_ROWS_SQL = """
+SELECT x.idx, x.id, upd.id IS NOT NULL AS applied, upd.status AS new_status, upd.queue,
+    CASE WHEN upd.status = 'queued' AND upd.run_at > now() THEN upd.run_at END AS wake_at,
+    upd.workflow_run_id, upd.name, upd.run_seconds, cur.status AS current_status,
+    (cur.lease_token = x.lease_token) AS same_lease
+FROM x
+LEFT JOIN upd ON upd.id = x.id
+LEFT JOIN tasks cur ON cur.id = x.id
+ORDER BY x.idx
+"""
+
+
+# Writing an attempt's logs. A run that follows a suspension of the same attempt (durable
+# tasks, docs/durable.md) appends to what the runs before it wrote; the last ``max_log``
+# characters are kept. (Only such a run meets an existing row: any other attempt has a
+# number of its own, and a repeated report is not applied.)
+LOGS_UPSERT_SQL = """ON CONFLICT (task_id, attempt) DO UPDATE
+        SET output = right(task_logs.output || EXCLUDED.output, %(max_log)s), at = now()"""
+
+
 class UnstorableValue(ValueError):
     """A value JSON cannot carry (the caller's input); the API answers 422 ``invalid_value``."""
 
@@ -74,20 +98,35 @@ def decode(payload: str) -> tuple[str, float | None, int | None]:
     return queue, (float(when) if when else None), (int(count) if count else None)
 
 
+# Rows due later are announced per due time, to this resolution (seconds), at most this many
+# times per queue and transaction: tasks due at different times (durable sleeps, retries)
+# each wake a claim on time (the notifier keeps a timer per due time). Past the cap, the
+# latest times fold into the last one announced.
+DUE_RESOLUTION = 0.05
+MAX_DUE_PAYLOADS = 100
+
+
 def payloads(rows: Iterable[tuple[str, datetime | None]]) -> list[str]:
-    """One payload per queue, with how many rows it got: ready now, or the earliest future
-    time something becomes ready."""
+    """Per queue: one payload with how many rows are ready now, and one per future time
+    something becomes ready (with how many)."""
     now_counts: dict[str, int] = {}
-    later: dict[str, tuple[float, int]] = {}
+    later: dict[str, dict[int, tuple[float, int]]] = {}
     for queue, run_at in rows:
         if run_at is None:
             now_counts[queue] = now_counts.get(queue, 0) + 1
         else:
             ts = run_at.timestamp()
-            first, n = later.get(queue, (ts, 0))
-            later[queue] = (min(ts, first), n + 1)
+            slots = later.setdefault(queue, {})
+            slot = int(ts // DUE_RESOLUTION)
+            first, n = slots.get(slot, (ts, 0))
+            slots[slot] = (min(ts, first), n + 1)
     out = [encode(q, None, n) for q, n in sorted(now_counts.items())]
-    out += [encode(q, ts, n) for q, (ts, n) in sorted(later.items()) if q not in now_counts]
+    for q, slots in sorted(later.items()):
+        due = [slots[k] for k in sorted(slots)]
+        if len(due) > MAX_DUE_PAYLOADS:
+            keep, rest = due[:MAX_DUE_PAYLOADS - 1], due[MAX_DUE_PAYLOADS - 1:]
+            due = [*keep, (rest[-1][0], sum(n for _, n in rest))]
+        out += [encode(q, ts, n) for ts, n in due]
     return out
 
 

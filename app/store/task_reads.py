@@ -22,7 +22,8 @@ TASK_COLUMNS = """id, name, queue, status, args, priority, run_at, attempts, max
     retry_delay_seconds, retry_backoff, retry_max_delay_seconds, timeout_seconds,
     idempotency_key, parent_id, root_id, depth, spawn_key, workflow_run_id, workflow_node,
     worker_id, lease_expires_at, cancel_requested, result, error, created_at, started_at,
-    finished_at, stuck_after_seconds, stuck_action, last_progress_at, """ + STUCK_SQL + " AS stuck"
+    finished_at, stuck_after_seconds, stuck_action, last_progress_at,
+    debounce_key, unique_key, unique_until, """ + STUCK_SQL + " AS stuck"
 
 # The studio's list rows: no result or error bodies, a short preview of the args.
 BRIEF_COLUMNS = """id, name, queue, status, priority, attempts, max_retries, parent_id, root_id,

@@ -16,6 +16,8 @@ from psycopg import AsyncCursor
 
 from .sql import (
     CHANNEL,
+    LOGS_UPSERT_SQL,
+    OUTCOME_ROWS_SQL,
     STUCK_ACTION_JOINED_SQL,
     STUCK_AFTER_JOINED_SQL,
     STUCK_JOIN,
@@ -32,39 +34,64 @@ BACKOFF_SQL = """LEAST(t.retry_max_delay_seconds, CASE t.retry_backoff
         WHEN 'linear' THEN t.retry_delay_seconds * t.attempts
         ELSE t.retry_delay_seconds * power(2, LEAST(GREATEST(t.attempts - 1, 0), 60)) END)"""
 
-SEND_SQL = """
-WITH input AS MATERIALIZED (
+# A send's items as rows (``idx`` numbers them, ``id`` is drawn here), and the INSERT that
+# writes them: written once for the plain send and the debounced one.
+SEND_INPUT_SQL = """
     SELECT nextval('tasks_id_seq') AS id, x.*
     FROM jsonb_to_recordset(%(items)s::jsonb) AS x(
         idx int, name text, queue text, args jsonb, priority int, max_retries int,
         retry_delay_seconds float8, retry_backoff text, retry_max_delay_seconds float8,
         timeout_seconds float8, idempotency_key text, parent_id bigint, spawn_key text,
         delay_seconds float8, run_at timestamptz, workflow_run_id bigint, workflow_node text,
-        stuck_after_seconds float8, stuck_action text)
-), ins AS (
+        stuck_after_seconds float8, stuck_action text, debounce_key text, unique_key text,
+        unique_for float8, debounce_max_seconds float8, concurrency_key text, concurrency_limit int, rate_limits jsonb,
+        fair_tag bigint)"""
+
+SEND_INSERT_SQL = """
     INSERT INTO tasks (id, name, queue, status, args, priority, run_at, max_retries,
         retry_delay_seconds, retry_backoff, retry_max_delay_seconds, timeout_seconds,
         idempotency_key, parent_id, root_id, depth, spawn_key, workflow_run_id, workflow_node,
-        stuck_after_seconds, stuck_action)
+        stuck_after_seconds, stuck_action, debounce_key, unique_key, unique_until,
+        debounce_deadline, concurrency_key, concurrency_limit, rate_limits, fair_tag)
     SELECT i.id, i.name, i.queue, 'queued', i.args, i.priority,
         COALESCE(i.run_at, now() + make_interval(secs => COALESCE(i.delay_seconds, 0))),
         i.max_retries, i.retry_delay_seconds, i.retry_backoff, i.retry_max_delay_seconds,
         i.timeout_seconds, i.idempotency_key, i.parent_id, COALESCE(p.root_id, i.id),
         COALESCE(p.depth + 1, 0), i.spawn_key, i.workflow_run_id, i.workflow_node,
-        i.stuck_after_seconds, i.stuck_action
-    FROM input i LEFT JOIN tasks p ON p.id = i.parent_id
-    ORDER BY i.idx
-    ON CONFLICT DO NOTHING
-    RETURNING id, queue, CASE WHEN run_at > now() THEN run_at END AS wake_at
-), note AS (
-    -- One NOTIFY per queue, in this statement (no extra round trip): ready now, or the
-    -- earliest time something becomes ready, and how many (the format of sql.encode).
+        i.stuck_after_seconds, i.stuck_action, i.debounce_key, i.unique_key,
+        now() + make_interval(secs => i.unique_for),
+        now() + make_interval(secs => i.debounce_max_seconds), i.concurrency_key, i.concurrency_limit,
+        i.rate_limits, i.fair_tag
+    FROM input i LEFT JOIN tasks p ON p.id = i.parent_id"""
+
+# One NOTIFY per queue of the rows ``ins`` returned, in the statement (no extra round trip):
+# ready now, or the earliest time something becomes ready, and how many (sql.encode's format).
+SEND_NOTE_SQL = """
     SELECT pg_notify(%(channel)s, CASE
         WHEN bool_or(wake_at IS NULL)
         THEN queue || E'\t\t' || count(*) FILTER (WHERE wake_at IS NULL)
         ELSE queue || E'\t' || round(extract(epoch FROM min(wake_at))::numeric, 3)::text
             || E'\t' || count(*) END)
-    FROM ins GROUP BY queue
+    FROM ins GROUP BY queue"""
+
+SEND_SQL = f"""
+WITH input AS MATERIALIZED ({SEND_INPUT_SQL}
+), keys AS (
+    -- Expiring idempotency keys (unique_for): a new key, or one whose time is up, is taken
+    -- by this send; the key row's lock decides between racing sends.
+    INSERT INTO task_unique_keys AS k (name, key, task_id, expires_at)
+    SELECT name, unique_key, id, now() + make_interval(secs => unique_for) FROM input
+    WHERE unique_for IS NOT NULL
+    ON CONFLICT (name, key) DO UPDATE SET task_id = EXCLUDED.task_id,
+        expires_at = EXCLUDED.expires_at
+    WHERE k.expires_at <= now()
+    RETURNING task_id
+), ins AS ({SEND_INSERT_SQL}
+    WHERE i.unique_for IS NULL OR i.id IN (SELECT task_id FROM keys)
+    ORDER BY i.idx
+    ON CONFLICT DO NOTHING
+    RETURNING id, queue, CASE WHEN run_at > now() THEN run_at END AS wake_at
+), note AS ({SEND_NOTE_SQL}
 )
 SELECT i.idx, i.id, ins.id IS NOT NULL AS inserted, ins.queue, ins.wake_at,
     (SELECT count(*) FROM note) AS notified
@@ -72,14 +99,53 @@ FROM input i LEFT JOIN ins ON ins.id = i.id
 ORDER BY i.idx
 """
 
+# Debounced sends (one item per task name and key; the engine keeps the last): a new task,
+# or the open window's queued task taking the latest args and its run_at pushed out. The
+# unique index tasks_debounce_idx makes racing sends of any replica fold into one row.
+DEBOUNCE_SQL = f"""
+WITH input AS MATERIALIZED ({SEND_INPUT_SQL}
+), ins AS ({SEND_INSERT_SQL}
+    ORDER BY i.idx
+    ON CONFLICT (name, debounce_key)
+        WHERE debounce_key IS NOT NULL AND status = 'queued' AND started_at IS NULL
+    DO UPDATE SET args = EXCLUDED.args,
+        run_at = LEAST(EXCLUDED.run_at, COALESCE(tasks.debounce_deadline, 'infinity'))
+    RETURNING id, name, debounce_key, queue, (xmax = 0) AS inserted,
+        CASE WHEN run_at > now() THEN run_at END AS wake_at
+), ev AS (
+    INSERT INTO task_events (task_id, attempt, event, status)
+    SELECT id, 0, 'send_folded', 'queued' FROM ins WHERE NOT inserted
+), note AS ({SEND_NOTE_SQL}
+)
+SELECT i.idx, ins.id, ins.inserted, ins.queue, ins.wake_at,
+    (SELECT count(*) FROM note) AS notified
+FROM input i JOIN ins ON ins.name = i.name AND ins.debounce_key = i.debounce_key
+ORDER BY i.idx
+"""
+
+# The task each refused item is a duplicate of: same idempotency key, same parent and spawn
+# key, the holder of an expiring key, or the unfinished holder of a while-active key.
 EXISTING_SQL = """
 SELECT x.idx, t.id
 FROM jsonb_to_recordset(%(items)s::jsonb) AS x(idx int, name text, idempotency_key text,
-    parent_id bigint, spawn_key text)
-JOIN tasks t ON (x.idempotency_key IS NOT NULL AND t.name = x.name
-                 AND t.idempotency_key = x.idempotency_key)
-             OR (x.spawn_key IS NOT NULL AND t.parent_id = x.parent_id
-                 AND t.spawn_key = x.spawn_key)
+    parent_id bigint, spawn_key text, unique_key text, unique_for float8)
+CROSS JOIN LATERAL (
+    SELECT t.id FROM tasks t
+    WHERE x.idempotency_key IS NOT NULL AND t.name = x.name
+      AND t.idempotency_key = x.idempotency_key
+    UNION ALL
+    SELECT t.id FROM tasks t
+    WHERE x.spawn_key IS NOT NULL AND t.parent_id = x.parent_id AND t.spawn_key = x.spawn_key
+    UNION ALL
+    SELECT k.task_id FROM task_unique_keys k
+    WHERE x.unique_for IS NOT NULL AND k.name = x.name AND k.key = x.unique_key
+    UNION ALL
+    SELECT t.id FROM tasks t
+    WHERE x.unique_key IS NOT NULL AND x.unique_for IS NULL AND t.name = x.name
+      AND t.unique_key = x.unique_key AND t.unique_until IS NULL
+      AND t.status NOT IN ('succeeded', 'failed', 'cancelled')
+    LIMIT 1
+) t
 """
 
 # One statement applies a batch of outcomes. A row changes only while it is running under
@@ -121,17 +187,9 @@ WITH x AS (
     INSERT INTO task_logs (task_id, attempt, output)
     SELECT upd.id, upd.attempts, x.logs FROM upd JOIN x ON x.id = upd.id
     WHERE x.logs IS NOT NULL
-    ON CONFLICT (task_id, attempt) DO UPDATE SET output = EXCLUDED.output, at = now()
+    {LOGS_UPSERT_SQL}
 )
-SELECT x.idx, x.id, upd.id IS NOT NULL AS applied, upd.status AS new_status, upd.queue,
-    CASE WHEN upd.status = 'queued' AND upd.run_at > now() THEN upd.run_at END AS wake_at,
-    upd.workflow_run_id, upd.name, upd.run_seconds, cur.status AS current_status,
-    (cur.lease_token = x.lease_token) AS same_lease
-FROM x
-LEFT JOIN upd ON upd.id = x.id
-LEFT JOIN tasks cur ON cur.id = x.id
-ORDER BY x.idx
-"""
+{OUTCOME_ROWS_SQL}"""
 
 # The most attempts one pass of the sweep (or of the stuck sweeper) ends; a full pass means
 # more may be due, and the service runs the next one without its pause.
@@ -196,18 +254,22 @@ WITH due AS (
             'the attempt showed no progress for ' || due.after || ' seconds (stuck_after)'),
         {ENDED_ATTEMPT_SQL.format(reason="'stuck'")}"""
 
+# Queued and waiting tasks (docs/durable.md) are cancelled at once (a waiting one's wait is
+# dropped); running ones are asked to stop.
 CANCEL_SQL = """
 WITH upd AS (
     UPDATE tasks SET
-        status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+        status = CASE WHEN status IN ('queued', 'waiting') THEN 'cancelled' ELSE status END,
         cancel_requested = true,
-        finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
-    WHERE id = ANY(%(ids)s) AND status IN ('queued', 'running')
+        finished_at = CASE WHEN status IN ('queued', 'waiting') THEN now() ELSE finished_at END
+    WHERE id = ANY(%(ids)s) AND status IN ('queued', 'running', 'waiting')
     RETURNING id, status, attempts, queue, workflow_run_id
 ), ev AS (
     INSERT INTO task_events (task_id, attempt, event, status)
     SELECT id, attempts, CASE WHEN status = 'cancelled' THEN 'cancelled'
         ELSE 'cancel_requested' END, status FROM upd
+), dw AS (
+    DELETE FROM task_waits WHERE task_id IN (SELECT id FROM upd WHERE status = 'cancelled')
 )
 SELECT * FROM upd
 """
@@ -224,12 +286,26 @@ WITH upd AS (
 SELECT count(*) AS n FROM upd
 """
 
-RETRY_SQL = """
+# True when another unfinished task of the same name holds ``tasks``' while-active key: a
+# finished task cannot be queued again then (tasks_unique_active_idx). For any re-queue.
+ACTIVE_KEY_HELD_SQL = """(tasks.unique_key IS NOT NULL AND tasks.unique_until IS NULL
+    AND EXISTS (SELECT 1 FROM tasks holder WHERE holder.name = tasks.name
+        AND holder.unique_key = tasks.unique_key AND holder.unique_until IS NULL
+        AND holder.status NOT IN ('succeeded', 'failed', 'cancelled')))"""
+
+RETRY_SQL = f"""
 WITH upd AS (
     UPDATE tasks SET status = 'queued', run_at = now(), finished_at = NULL,
         cancel_requested = false, lease_token = NULL, worker_id = NULL,
         max_retries = GREATEST(max_retries, attempts)
-    WHERE id = %(id)s AND status IN ('failed', 'cancelled')
+    WHERE id = ANY(%(ids)s) AND status IN ('failed', 'cancelled')
+      AND NOT {ACTIVE_KEY_HELD_SQL}
+      -- of several selected tasks sharing a while-active key, only the newest is queued
+      AND NOT (tasks.unique_key IS NOT NULL AND tasks.unique_until IS NULL
+               AND EXISTS (SELECT 1 FROM tasks sib WHERE sib.id = ANY(%(ids)s)
+                   AND sib.id > tasks.id AND sib.name = tasks.name
+                   AND sib.unique_key = tasks.unique_key AND sib.unique_until IS NULL
+                   AND sib.status IN ('failed', 'cancelled')))
     RETURNING id, attempts, queue
 ), ev AS (
     INSERT INTO task_events (task_id, attempt, event, status)
@@ -241,8 +317,13 @@ SELECT * FROM upd
 
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
+    """What became of one sent item: its task, whether that task was already there (a
+    repeated key), and for a debounced send whether it folded into an open window's task."""
+
     id: int
     duplicate: bool
+    debounced: bool = False
+    folded_into: int | None = None
 
 
 class SendRow(TypedDict):
@@ -308,17 +389,26 @@ async def insert(cur: Cursor, items: Sequence[dict[str, Any]]) -> list[SendRow]:
     return cast(list[SendRow], await cur.fetchall())
 
 
+async def insert_debounced(cur: Cursor, items: Sequence[dict[str, Any]]) -> list[SendRow]:
+    """Insert debounced items (one per task name and ``debounce_key``), or fold each into its
+    open window's task (latest args, later run_at); ``inserted`` false for a fold, whose
+    ``id`` is then the task folded into. NOTIFYs its queues, in one statement."""
+    await cur.execute(DEBOUNCE_SQL, {"items": dumps(items), "channel": CHANNEL})
+    return cast(list[SendRow], await cur.fetchall())
+
+
 async def existing_ids(cur: Cursor, keys: Sequence[dict[str, Any]]) -> dict[int, int]:
-    """For items refused as duplicates (``idx``, name, idempotency_key, parent_id, spawn_key):
-    idx -> the id of the task already there."""
+    """For items refused as duplicates (``idx``, name, idempotency_key, parent_id, spawn_key,
+    unique_key, unique_for): idx -> the id of the task already there."""
     await cur.execute(EXISTING_SQL, {"items": dumps(keys)})
     return {r["idx"]: r["id"] for r in await cur.fetchall()}
 
 
-async def report(cur: Cursor, items: Sequence[dict[str, Any]]) -> list[ReportRow]:
+async def report(cur: Cursor, items: Sequence[dict[str, Any]],
+                 max_log: int = 65_536) -> list[ReportRow]:
     """Apply outcomes, and the logs they carry, fenced by lease token; each row says what
-    happened to its item."""
-    await cur.execute(REPORT_SQL, {"items": dumps(items)})
+    happened to its item. ``max_log``: characters of an attempt's logs kept."""
+    await cur.execute(REPORT_SQL, {"items": dumps(items), "max_log": max_log})
     return cast(list[ReportRow], await cur.fetchall())
 
 
@@ -349,5 +439,11 @@ async def purge(cur: Cursor, queue: str) -> int:
 
 async def retry(cur: Cursor, task_id: int) -> RetriedRow | None:
     """Queue a failed or cancelled task again; None when it is in no such state (or absent)."""
-    await cur.execute(RETRY_SQL, {"id": task_id})
-    return cast(RetriedRow | None, await cur.fetchone())
+    rows = await retry_many(cur, [task_id])
+    return rows[0] if rows else None
+
+
+async def retry_many(cur: Cursor, ids: Sequence[int]) -> list[RetriedRow]:
+    """Queue again those of ``ids`` that are failed or cancelled (bulk retry)."""
+    await cur.execute(RETRY_SQL, {"ids": list(ids)})
+    return cast(list[RetriedRow], await cur.fetchall())

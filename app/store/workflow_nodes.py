@@ -166,3 +166,22 @@ async def views(conn: AsyncConnection, run_id: int) -> list[NodeView]:
                FROM workflow_nodes n LEFT JOIN tasks t ON t.id = n.task_id
                WHERE n.run_id = %s ORDER BY n.node""", (run_id,))
         return await cur.fetchall()  # type: ignore[return-value]
+
+
+async def reset_for_rerun(cur: AsyncCursor, run_id: int, names: Iterable[str]) -> None:
+    """Nodes that run again (a re-run from a node): pending, their cycle count and directive
+    cleared; the task of their last run stays as history."""
+    names = sorted(set(names))
+    if names:
+        await cur.execute(
+            "UPDATE workflow_nodes SET status = 'pending', runs = 0, directive = NULL, "
+            "directive_task_id = NULL, directive_attempt = NULL, updated_at = now() "
+            "WHERE run_id = %s AND node = ANY(%s)", (run_id, names))
+
+
+async def delete_nodes(cur: AsyncCursor, run_id: int, names: Iterable[str]) -> None:
+    """Drop nodes of a run (dynamic ones a re-run makes again if their directive says so)."""
+    names = sorted(set(names))
+    if names:
+        await cur.execute("DELETE FROM workflow_nodes WHERE run_id = %s AND node = ANY(%s)",
+                          (run_id, names))

@@ -195,6 +195,15 @@ async def finish_run(cur: AsyncCursor, run_id: int, status: str, reason: str | N
         (status, reason, dumps(error), run_id))
 
 
+async def reopen_run(cur: AsyncCursor, run_id: int) -> None:
+    """A finished run running again (a re-run from a node): its outcome cleared, its
+    deadline restarted from now when it has a timeout."""
+    await cur.execute(
+        "UPDATE workflow_runs SET status = 'running', reason = NULL, error = NULL, "
+        "finished_at = NULL, deadline_at = now() + make_interval(secs => timeout_seconds) "
+        "WHERE id = %s", (run_id,))
+
+
 async def succeed_run(cur: AsyncCursor, run_id: int) -> None:
     """A running run whose nodes are all done has succeeded."""
     await cur.execute(
@@ -219,9 +228,10 @@ async def run_of_task(cur: AsyncCursor, task_id: int) -> tuple[bool, int | None]
 
 
 async def active_task_ids(cur: AsyncCursor, run_id: int) -> list[int]:
-    """The run's queued and running tasks (the run task index)."""
+    """The run's queued, running and waiting tasks (the run task index)."""
     await cur.execute(
-        "SELECT id FROM tasks WHERE workflow_run_id = %s AND status IN ('queued', 'running')",
+        "SELECT id FROM tasks WHERE workflow_run_id = %s "
+        "AND status IN ('queued', 'running', 'waiting')",
         (run_id,))
     return [r["id"] for r in await cur.fetchall()]
 
