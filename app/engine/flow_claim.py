@@ -119,8 +119,10 @@ async def claim_flow(state: ServerState, worker_id: str, queue: str,
 async def _claim(state: ServerState, worker_id: str, queue: str,
                  task_names: Sequence[str] | None, room: int, locked: bool) -> FlowClaim | None:
     """One transaction in pipeline mode: the BEGIN goes with the first statement and the
-    COMMIT with the lease, so a claim costs two round trips (three with the queue lock)."""
+    COMMIT with the lease (the queue lock and the plan setting go with the first
+    statement), so a claim costs two round trips."""
     async with transaction(state.pool) as cur, cur.connection.pipeline():
+        await store.generic_plans(cur)
         if locked:
             await store.lock_queue(cur, queue)
         cands, buckets, view = await store.candidates(cur, queue, task_names,

@@ -13,7 +13,7 @@ from typing import Any, TypedDict, cast
 
 from psycopg import AsyncCursor
 
-from .sql import dumps
+from .sql import ASYNC_COMMIT, dumps
 
 Cursor = AsyncCursor[Any]
 
@@ -32,7 +32,7 @@ CLAIM_COLUMNS = """id, name, queue, args, priority, attempts, max_retries, timeo
 # report is refused as stale, and the task runs again (execution is at-least-once). Sends
 # and reports, whose loss would lose a task or an outcome, keep synchronous commit. A later
 # synchronous commit flushes the WAL up to itself, so a durable report implies its claim.
-ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+# (``ASYNC_COMMIT`` in sql.py.)
 
 # What leasing writes on a task row, and what a claim answers with the leased rows (its
 # history event, asynchronous commit): shared by the plain claim and the flow claim.

@@ -130,6 +130,11 @@ def payloads(rows: Iterable[tuple[str, datetime | None]]) -> list[str]:
     return out
 
 
+# Commit without waiting for the WAL flush, for writes whose loss in a crash is harmless:
+# claims and heartbeats (store/leases.py says why) and prune batches (a lost delete is done
+# again by the next pass).
+ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+
 async def notify(cur: AsyncCursor[Any], rows: Iterable[tuple[str, datetime | None]]) -> None:
     """NOTIFY once per transaction, for the distinct queues it made work ready in."""
     messages = payloads(rows)
