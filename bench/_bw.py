@@ -20,7 +20,8 @@ QUEUE, TASK = "bench", "noop"
 
 
 def reset(conn: psycopg.Connection) -> None:
-    conn.execute("TRUNCATE tasks, task_events, task_logs")
+    # CASCADE: the tables keyed by a task (steps, waits, streams) go with it.
+    conn.execute("TRUNCATE tasks, task_events, task_logs CASCADE")
     for table in ("tasks", "task_events"):
         conn.execute(f"VACUUM ANALYZE {table}")
 
