@@ -201,4 +201,5 @@ def test_two_replicas_fail_each_stuck_attempt_once(
         with httpx.Client(base_url=second.url, timeout=30) as other:
             beat = other.post("/v1/heartbeat", json={"worker_id": "w1", "tasks": [
                 {"id": t["id"], "lease_token": t["lease_token"]} for t in claimed]}).json()
+        assert "lost" in beat, beat
         assert sorted(beat["lost"]) == sorted(ids)  # the worker learns to stop them
