@@ -105,12 +105,15 @@ def test_outcomes_decided_by_the_server_are_counted(make_server) -> None:  # typ
             return m if all(k in m for k in keys) else {}
 
         m = wait_for(swept, timeout=15)
+        # The lost attempt had a retry left: it is queued again. The depth gauge is read from
+        # a short-lived cache, so wait for it to show the re-queue.
+        depth = 'branchwork_queue_depth{queue="default",status="queued"}'
+        queued = wait_for(lambda: parse(api.get("/metrics").text).get(depth) == 1, timeout=15)
+    assert queued
     assert m['branchwork_tasks_failed_total{queue="default",name="lost"}'] == 1
     assert m['branchwork_tasks_failed_total{queue="default",name="slow"}'] == 1
     assert m['branchwork_tasks_cancelled_total{queue="default",name="gone"}'] == 1
     assert 'branchwork_tasks_completed_total{queue="default",name="lost"}' not in m
-    # The lost attempt had a retry left: it is queued again, and its next claim counts.
-    assert m['branchwork_queue_depth{queue="default",status="queued"}'] == 1
 
 
 def test_tasks_created_by_workflows_and_cron_count_as_sent(make_server) -> None:  # type: ignore[no-untyped-def]
