@@ -19,7 +19,6 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
-    field_validator,
     model_validator,
 )
 
@@ -111,7 +110,7 @@ class TaskIn(Strict):
     stuck_after_seconds: StuckAfter | None = None
     stuck_action: StuckAction | None = None
     delay_seconds: Seconds | None = None
-    run_at: datetime | None = None
+    run_at: UtcTime | None = None
     idempotency_key: Key | None = None
     parent_id: BodyTaskId | None = None
     spawn_key: Key | None = None
@@ -131,13 +130,6 @@ class TaskIn(Strict):
     concurrency_strategy: P.ConcurrencyStrategy | None = None
     rate_limits: Annotated[list[RateLimitUse],
                            Field(max_length=P.MAX_RATE_LIMITS_PER_TASK)] | None = None
-
-    @field_validator("run_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
 
     @model_validator(mode="after")
     def _one_start(self) -> TaskIn:
@@ -206,20 +198,13 @@ class WaitIn(Strict):
     kind: WaitKind
     step: StepName  # the step name its result is stored under
     key: Key | None = None  # the event key or the signal name
-    until: datetime | None = None  # a sleep's due time, or
+    until: UtcTime | None = None  # a sleep's due time, or
     seconds: Seconds | None = None  # a sleep's length from when the task reached it
     timeout_seconds: Seconds | None = None
     lookback_seconds: Annotated[StrictFloat, Field(ge=0, le=P.MAX_LOOKBACK_SECONDS)] | None = None
     # Since the task reached the wait, measured by the worker (no clocks compared).
     waited_seconds: Seconds = 0.0
     detail: dict[str, Any] | None = None
-
-    @field_validator("until")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
 
     @model_validator(mode="after")
     def _complete(self) -> WaitIn:
