@@ -253,6 +253,8 @@ def check_task(caller: Caller, name: str, queue: str) -> None:
 
 
 def check_sends(caller: Caller, tasks: Iterable[Any]) -> None:
+    if caller.is_admin:
+        return  # as check_task answers for each task, without the loop over a large batch
     for task in tasks:
         check_task(caller, task.name, task.queue)
 

@@ -19,7 +19,16 @@ from pydantic_core import to_jsonable_python
 from starlette.responses import JSONResponse, Response
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-_LONG_DIGITS = re.compile(rb"\d{19,}")
+# Every ASCII digit as "0" and every other byte as "x": a run of 19 digits (a number that may
+# not fit 64 bits) is then a substring search, at C speed. The regex ``\d{19,}`` did the same
+# at several times the cost of parsing the body.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def has_long_digits(body: bytes) -> bool:
+    """True when ``body`` holds 19 or more ASCII digits in a row."""
+    return _LONG_RUN in body.translate(_DIGITS_AS_ZERO)
 
 
 class JsonResponse(JSONResponse):
@@ -107,7 +116,7 @@ def strict_loads(body: bytes) -> Any:
     here so that no caller's number is quietly rounded.
     """
     value = orjson.loads(body)
-    if _LONG_DIGITS.search(body):
+    if has_long_digits(body):
         try:
             json.loads(body, parse_int=_checked_int)
         except ValueError as exc:

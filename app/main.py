@@ -59,10 +59,13 @@ from .store.pool import open_pool
 
 log = logging.getLogger("branchwork")
 
-# Every router of the service, in the order they are matched.
+# Every router of the service, in the order they are matched. The worker protocol comes
+# first: FastAPI tries each router's routes in turn on every request, and claims and reports
+# are most of the requests (no two routers share a method and path, so order decides nothing
+# else; the 405 ``Allow`` header is built from every route, app/errors.py).
 ROUTERS: tuple[APIRouter, ...] = (
-    trees.router, workflows.router, schedules.router, approvals.router,
-    health.router, tasks.router, workers.router, queues.router, kv.router, metrics.router,
+    workers.router, tasks.router, trees.router, workflows.router, schedules.router,
+    approvals.router, health.router, queues.router, kv.router, metrics.router,
     tokens.router, streams.router, bulk.router, events.router, limits.router,
     studio.router,
 )

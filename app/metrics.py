@@ -48,9 +48,14 @@ class Histogram:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, value)] += 1
-        self.sum += value
+    def observe_all(self, values: Iterable[float]) -> None:
+        """Count each value in its bucket (negative ones as 0): a claim's or report's batch."""
+        counts, total = self.counts, 0.0
+        for value in values:
+            value = max(0.0, value)
+            counts[bisect.bisect_left(BUCKETS, value)] += 1
+            total += value
+        self.sum += total
 
 
 class Metrics:
@@ -81,13 +86,27 @@ class Metrics:
         table = self.counters[counter]
         table[key] = table.get(key, 0) + n
 
-    def _observe(self, histogram: str, queue: str, name: str, value: float) -> None:
-        key = self._key(queue, name)
-        table = self.histograms[histogram]
-        hist = table.get(key)
-        if hist is None:
-            hist = table[key] = Histogram()
-        hist.observe(max(0.0, value))
+    def _tally(self, counter: str, histogram: str,
+               entries: Iterable[tuple[str, str, float | None]]) -> None:
+        """Count each ``(queue, name, value)`` and observe its value when it has one. A claim
+        or report is mostly one task type: each distinct pair finds its series once, rather
+        than once per task (this runs on every claim and report)."""
+        groups: dict[tuple[str, str], list[float | None]] = {}
+        for queue, name, value in entries:
+            group = groups.get((queue, name))
+            if group is None:
+                group = groups[(queue, name)] = []
+            group.append(value)
+        counts, hists = self.counters[counter], self.histograms[histogram]
+        for (queue, name), values in groups.items():
+            key = self._key(queue, name)
+            counts[key] = counts.get(key, 0) + len(values)
+            observed = [v for v in values if v is not None]
+            if observed:
+                hist = hists.get(key)
+                if hist is None:
+                    hist = hists[key] = Histogram()
+                hist.observe_all(observed)
 
     def sent(self, items: Sequence[Mapping[str, Any]], outcomes: Sequence[Any]) -> None:
         """After a send (by the API, a workflow advance or a cron fire): ``items`` are the
@@ -102,13 +121,11 @@ class Metrics:
     def claimed(self, tasks: Sequence[Mapping[str, Any]]) -> None:
         """After a claim: the leased tasks."""
         now = time.time()
+        entries = [(t["queue"], t["name"], now - run_at.timestamp()
+                    if isinstance(run_at := t.get("run_at"), datetime) else None)
+                   for t in tasks]
         with self._lock:
-            for t in tasks:
-                self._count("claimed", t["queue"], t["name"])
-                run_at = t.get("run_at")
-                if isinstance(run_at, datetime):
-                    self._observe("claim_wait_seconds", t["queue"], t["name"],
-                                  now - run_at.timestamp())
+            self._tally("claimed", "claim_wait_seconds", entries)
 
     def claim_query(self) -> None:
         with self._lock:
@@ -116,16 +133,20 @@ class Metrics:
 
     def reported(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """After a batch report: rows of ``store.tasks.report`` (applied ones count)."""
+        by_counter: dict[str, list[tuple[str, str, float | None]]] = {
+            "completed": [], "cancelled": [], "failed": []}
+        for r in rows:
+            if not r.get("applied") or r.get("name") is None:
+                continue
+            status, seconds = r["new_status"], r.get("run_seconds")
+            counter = ("completed" if status == "succeeded"
+                       else "cancelled" if status == "cancelled" else "failed")
+            by_counter[counter].append(
+                (r["queue"], r["name"], None if seconds is None else float(seconds)))
         with self._lock:
-            for r in rows:
-                if not r.get("applied") or r.get("name") is None:
-                    continue
-                status = r["new_status"]
-                counter = {"succeeded": "completed", "cancelled": "cancelled"}.get(
-                    status, "failed")
-                self._count(counter, r["queue"], r["name"])
-                if r.get("run_seconds") is not None:
-                    self._observe("run_seconds", r["queue"], r["name"], float(r["run_seconds"]))
+            for counter, entries in by_counter.items():
+                if entries:
+                    self._tally(counter, "run_seconds", entries)
 
     def swept(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Attempts the server ended itself (lease sweep): a lost lease or a timeout is a

@@ -84,6 +84,11 @@ class Notifier:
             for timer, _ in timers.values():
                 timer.cancel()
 
+    @property
+    def waiting(self) -> int:
+        """How many claims of this process wait for a wake-up now (tests, debugging)."""
+        return len(self._subs)
+
     @contextlib.asynccontextmanager
     async def subscribe(self, selector: QueueSelector,
                         picky: bool = False) -> AsyncIterator[Subscription]:

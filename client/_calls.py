@@ -300,6 +300,9 @@ def report(worker_id: str | None, results: Sequence[Mapping[str, Any]]) -> Call:
     # Safe: outcomes are fenced by lease token; a repeat answers "already_recorded".
     items = []
     for r in results:
+        if type(r) is dict and type(r["lease_token"]) is str and r.get("wait") is None:
+            items.append(r)  # already as sent (the worker's outcomes): no copy per task
+            continue
         item = dict(r)
         item["lease_token"] = str(item["lease_token"])
         if item.get("wait") is not None:

@@ -22,6 +22,30 @@ from ._people import PeopleInTheLoop
 __all__ = ["TaskContext", "current_task", "get_context", "mark_progress", "reset_context",
            "set_context", "task_context"]
 
+_MAKING_CONDITION = threading.Lock()
+
+
+class CancelFlag(threading.Event):
+    """``threading.Event`` whose condition is made on first ``set``/``wait``/``clear``.
+
+    The worker makes one per attempt and most are only ever read with ``is_set()`` (a plain
+    flag read), so the condition and its lock are made only when some thread uses them; the
+    module lock makes sure two threads never make two of them."""
+
+    def __init__(self) -> None:
+        self._flag = False
+
+    @property  # type: ignore[override]
+    def _cond(self) -> threading.Condition:
+        cond = self.__dict__.get("_made_cond")
+        if cond is None:
+            with _MAKING_CONDITION:
+                cond = self.__dict__.get("_made_cond")
+                if cond is None:
+                    cond = self.__dict__["_made_cond"] = threading.Condition(threading.Lock())
+        return cond
+
+
 @dataclass
 class TaskContext(Durable, PeopleInTheLoop):
     """What a running attempt knows about itself. ``attempt_number`` starts at 1. Durable
@@ -45,7 +69,7 @@ class TaskContext(Durable, PeopleInTheLoop):
     workflow_run_id: int | None = None
     workflow_node: str | None = None
     # Set by the worker when the server asks this task to stop; poll it or wait on it.
-    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    cancel_requested: threading.Event = field(default_factory=CancelFlag)
     # Set by the worker runtime: called with True when the task starts waiting (on its
     # children, through ``branchwork.waiting()``) and False when it stops, so the worker can
     # lend the task's slot meanwhile. None: nobody listens (see ``_waiting.py``).

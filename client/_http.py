@@ -91,11 +91,12 @@ class _Base(Endpoints):
         """(done, value): value is the parsed result, or an ApiError to raise or retry on."""
         status = response.status_code
         if status < 400:
-            return True, call.parse(response.json() if response.content else None)
+            content = response.content
+            return True, call.parse(orjson.loads(content) if content else None)
         if status == 404 and call.none_on_404:
             return True, call.parse(None)
         try:
-            body = response.json()
+            body = orjson.loads(response.content)
         except ValueError:
             body = None
         error = api_error(status, body, response.text)

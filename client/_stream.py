@@ -11,15 +11,18 @@ task streamed is stored before the task finishes.
 
 Reading: server-sent events, replayed from the start (or any seq) and then live; a dropped
 connection is resumed with ``Last-Event-ID``, so a reader sees every chunk once, in order.
+The reader is written once, as a generator of steps (``_following``, the pattern of
+``_flow.py``); ``events`` and ``aevents`` are its thin sync and async drivers, doing the I/O
+and handing each event to their caller as it comes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from contextlib import aclosing, closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,7 @@ import orjson
 
 from . import _calls as calls
 from ._exceptions import ApiError, BranchworkError, InvalidValue, api_error
+from ._flow import Sleep, Step
 from .protocol import (
     MAX_PROGRESS_MESSAGE,
     MAX_STREAM_BATCH,
@@ -261,7 +265,7 @@ class _Parser:
 
 class _Follower:
     """The state of one reader across its connections: the last chunk seen (sent again as
-    ``Last-Event-ID``) and since when reconnecting has failed. Both drivers below use it."""
+    ``Last-Event-ID``) and since when reconnecting has failed."""
 
     def __init__(self, after: int, reconnect_seconds: float) -> None:
         self.after = after
@@ -299,53 +303,162 @@ _TIMEOUT = httpx.Timeout(10.0, read=READ_TIMEOUT)
 _RECONNECT_PAUSE = 0.25
 
 
-def _raise_for(response: httpx.Response, body: bytes) -> None:
-    if response.status_code >= 400:
+def _raise_for(status: int, body: bytes) -> None:
+    if status >= 400:
         try:
             parsed = orjson.loads(body)
         except ValueError:
             parsed = None
-        raise api_error(response.status_code, parsed, body.decode(errors="replace"))
+        raise api_error(status, parsed, body.decode(errors="replace"))
+
+
+# The reader's steps, besides the flow steps of ``_flow.py`` (it uses ``Sleep``) and the
+# ``StreamEvent`` it hands to the driver's caller.
+@dataclass(frozen=True, slots=True)
+class _Connect:
+    """Open the stream → ``(status, body)``, the body read only for a refusal (status 400 or
+    more). Any step but ``_NEXT_LINE`` closes the stream opened before."""
+
+    path: str
+    headers: dict[str, str]
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        return http.build_request("GET", self.path, headers=self.headers, timeout=_TIMEOUT)
+
+
+class _NextLine:
+    """→ the next line of the open stream, or None where the connection ended."""
+
+
+_NEXT_LINE = _NextLine()
+_IoStep = _Connect | _NextLine | Step
+_ReaderStep = _IoStep | StreamEvent
+
+
+def _following(path: str, after: int, reconnect_seconds: float
+               ) -> Generator[_ReaderStep, Any, None]:
+    """One reader, written once: connect naming the last chunk seen, hand on each event,
+    and when the connection ends before the ``end`` event, pause and connect again (until
+    ``_Follower.failed`` says to give up). ``events`` and ``aevents`` only do the I/O."""
+    follower = _Follower(after, reconnect_seconds)
+    while True:
+        try:
+            _raise_for(*(yield _Connect(path, follower.headers())))
+            while (line := (yield _NEXT_LINE)) is not None:
+                event = follower.line(line)
+                if event is not None:
+                    yield event
+                    if event.kind == "end":
+                        return
+        except (httpx.TransportError, ApiError) as exc:
+            follower.failed(exc)
+        yield Sleep(_RECONNECT_PAUSE)  # the connection ended before the stream did
+
+
+class _Steps:
+    """The drivers' shared half of ``_following``: iterate it for the steps; run each one
+    under ``with steps:``, setting ``answer``, so that what a step raises is thrown into the
+    reader, which judges whether it is worth reconnecting."""
+
+    def __init__(self, task_id: int, after: int, reconnect_seconds: float) -> None:
+        self.flow = _following(calls.stream_path(task_id), after, reconnect_seconds)
+        self.answer: Any = None
+        self.error: Exception | None = None
+
+    def __iter__(self) -> _Steps:
+        return self
+
+    def __next__(self) -> _ReaderStep:
+        answer, error, self.answer, self.error = self.answer, self.error, None, None
+        return self.flow.send(answer) if error is None else self.flow.throw(error)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, Exception):  # not a cancellation or an interrupt: those go on
+            self.error = exc
+            return True
+        return False
+
+
+class _Connection:
+    """The sync I/O of the reader's steps: at most one open stream, closed before the next
+    one and when the reader ends (however it ends)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.response: httpx.Response | None = None
+        self.lines: Iterator[str] = iter(())
+
+    def close(self) -> None:
+        if self.response is not None:
+            self.response.close()
+
+    def perform(self, step: _IoStep) -> Any:
+        if isinstance(step, _NextLine):
+            return next(self.lines, None)
+        self.close()  # the reader is done with this stream: it pauses or connects again
+        if not isinstance(step, _Connect):
+            return self.client._perform(step)
+        http = self.client._http
+        self.response = response = http.send(step.request(http), stream=True)
+        self.lines = response.iter_lines()
+        return response.status_code, response.read() if response.is_error else b""
+
+
+class _AsyncConnection:
+    """The async twin of ``_Connection``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.response: httpx.Response | None = None
+        self.lines: AsyncIterator[str] = _no_lines()
+
+    async def aclose(self) -> None:
+        if self.response is not None:
+            await self.response.aclose()
+
+    async def perform(self, step: _IoStep) -> Any:
+        if isinstance(step, _NextLine):
+            return await anext(self.lines, None)
+        await self.aclose()
+        if not isinstance(step, _Connect):
+            return await self.client._perform(step)
+        http = self.client._http
+        self.response = response = await http.send(step.request(http), stream=True)
+        self.lines = response.aiter_lines()
+        return response.status_code, await response.aread() if response.is_error else b""
+
+
+async def _no_lines() -> AsyncIterator[str]:
+    return
+    yield  # an async generator: the lines before the first connection (there are none)
 
 
 def events(client: Client, task_id: int, after: int = 0,
            reconnect_seconds: float = RECONNECT_SECONDS) -> Iterator[StreamEvent]:
     """Every event of the task's stream after chunk ``after``, resuming across dropped
-    connections (and server restarts) until the ``end`` event."""
-    follower = _Follower(after, reconnect_seconds)
-    while True:
-        try:
-            with client._http.stream("GET", calls.stream_path(task_id),
-                                     headers=follower.headers(), timeout=_TIMEOUT) as response:
-                _raise_for(response, response.read() if response.status_code >= 400 else b"")
-                for line in response.iter_lines():
-                    event = follower.line(line)
-                    if event is not None:
-                        yield event
-                        if event.kind == "end":
-                            return
-        except (httpx.TransportError, ApiError) as exc:
-            follower.failed(exc)
-        time.sleep(_RECONNECT_PAUSE)  # the connection ended before the stream did
+    connections (and server restarts) until the ``end`` event: the sync driver of
+    ``_following``."""
+    steps = _Steps(task_id, after, reconnect_seconds)
+    with closing(_Connection(client)) as connection:
+        for step in steps:
+            if isinstance(step, StreamEvent):
+                yield step
+            else:
+                with steps:
+                    steps.answer = connection.perform(step)
 
 
 async def aevents(client: AsyncClient, task_id: int, after: int = 0,
                   reconnect_seconds: float = RECONNECT_SECONDS) -> AsyncIterator[StreamEvent]:
-    """The async twin of :func:`events`."""
-    follower = _Follower(after, reconnect_seconds)
-    while True:
-        try:
-            async with client._http.stream("GET", calls.stream_path(task_id),
-                                           headers=follower.headers(),
-                                           timeout=_TIMEOUT) as response:
-                _raise_for(response,
-                           await response.aread() if response.status_code >= 400 else b"")
-                async for line in response.aiter_lines():
-                    event = follower.line(line)
-                    if event is not None:
-                        yield event
-                        if event.kind == "end":
-                            return
-        except (httpx.TransportError, ApiError) as exc:
-            follower.failed(exc)
-        await asyncio.sleep(_RECONNECT_PAUSE)  # the connection ended before the stream did
+    """The async twin of :func:`events`: the async driver of ``_following``."""
+    steps = _Steps(task_id, after, reconnect_seconds)
+    async with aclosing(_AsyncConnection(client)) as connection:
+        for step in steps:
+            if isinstance(step, StreamEvent):
+                yield step
+            else:
+                with steps:
+                    steps.answer = await connection.perform(step)

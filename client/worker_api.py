@@ -18,12 +18,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._context import TaskContext, get_context, reset_context, set_context, task_context
 from ._durable import Suspend
-from ._exceptions import ApiError, BranchworkError, ServerError
+from ._exceptions import ApiError, BranchworkError, InvalidValue, ServerError
 from ._http import AsyncClient, Client
 from ._options import Queue
 from ._registration import schedules, worker_registration
 
-__all__ = ["ApiError", "AsyncClient", "BranchworkError", "Client", "RunnableTask",
+__all__ = ["ApiError", "AsyncClient", "BranchworkError", "Client", "InvalidValue", "RunnableTask",
            "ServerError", "Suspend", "TaskContext", "aregister_worker", "get_context",
            "register_worker", "reset_context", "schedules", "set_context", "task_context"]
 

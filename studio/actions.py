@@ -6,9 +6,13 @@ pages show no buttons)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, cast
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Path, Request
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
@@ -34,6 +38,7 @@ from ..protocol import (
 )
 from . import forms, views
 from .filters import Filters
+from .live import VersionCache
 from .pages import TaskId, send_form
 from .web import check_post, is_htmx, page, pool, router, server, studio
 
@@ -41,13 +46,39 @@ ScheduleName = Annotated[str, Path(min_length=1, max_length=SCHEDULE_NAME_MAX,
                                    pattern=LABEL_PATTERN)]
 
 
-async def _after_task_action(request: Request, task_id: int, message: str) -> Response:
-    studio(request).cache.forget(("task", task_id))  # the observer has not seen it yet
+@dataclass(frozen=True)
+class _Shown:
+    """The page an action on one thing (task, tree, run) goes back to."""
+
+    url: str  # ``{}``: the thing's id
+    template: str  # the partial htmx swaps in
+    read: Callable[[AsyncConnectionPool, VersionCache, int], Awaitable[dict[str, Any] | None]]
+    what: str  # in the 404 if it is gone
+    cached: str | None  # the cache key's head: forget that entry; None: forget them all
+
+
+TASK_PAGE = _Shown("/studio/tasks/{}", "partials/task.html", views.task_detail, "task", "task")
+# A tree's cancel changes many tasks: every cached view may show one of them.
+TREE_PAGE = _Shown("/studio/trees/{}", "partials/tree.html",
+                   partial(views.tree_view, open_text=None), "task", None)
+RUN_PAGE = _Shown("/studio/workflows/runs/{}", "partials/run.html", views.workflow_run,
+                  "workflow run", "run")
+
+
+async def _after_action(request: Request, shown: _Shown, ident: int, message: str) -> Response:
+    """A plain form post is sent back to the thing's page (303); htmx gets its partial,
+    read again now, with ``message`` on top."""
+    cache = studio(request).cache
+    if shown.cached is None:
+        cache.clear()
+    else:
+        cache.forget((shown.cached, ident))  # the observer has not seen the change yet
     if not is_htmx(request):
-        return RedirectResponse(f"/studio/tasks/{task_id}", status_code=303)
-    data = await views.task_detail(pool(request), studio(request).cache, task_id)
-    assert data is not None
-    return page(request, "partials/task.html", {"message": message, **data})
+        return RedirectResponse(shown.url.format(ident), status_code=303)
+    data = await shown.read(pool(request), cache, ident)
+    if data is None:
+        raise NotFound.of(shown.what, ident)
+    return page(request, shown.template, {"message": message, **data})
 
 
 @router.post("/tasks/{task_id}/cancel")
@@ -60,7 +91,7 @@ async def cancel(request: Request, task_id: TaskId) -> Response:
     else:
         message = ("Cancelled." if outcome.status == "cancelled" else
                    "Cancellation requested; the worker stops at its next heartbeat.")
-    return await _after_task_action(request, task_id, message)
+    return await _after_action(request, TASK_PAGE, task_id, message)
 
 
 @router.post("/tasks/{task_id}/retry")
@@ -73,7 +104,7 @@ async def retry(request: Request, task_id: TaskId) -> Response:
                    f"{refused.details['status']}.")
     else:
         message = "Queued again."
-    return await _after_task_action(request, task_id, message)
+    return await _after_action(request, TASK_PAGE, task_id, message)
 
 
 # The name is one escaped path segment in the studio's forms; ``path`` lets it hold "/".
@@ -171,12 +202,7 @@ async def cancel_tree(request: Request, task_id: TaskId) -> Response:
     outcome = await cancel_subtree(server(request), found["tree"].root.id)
     message = (f"Cancelled {len(outcome['cancelled'])} queued tasks; asked "
                f"{len(outcome['cancel_requested'])} running ones to stop.")
-    studio(request).cache.clear()
-    if not is_htmx(request):
-        return RedirectResponse(f"/studio/trees/{task_id}", status_code=303)
-    data = await views.tree_view(pool(request), studio(request).cache, task_id, None)
-    assert data is not None
-    return page(request, "partials/tree.html", {"message": message, **data})
+    return await _after_action(request, TREE_PAGE, task_id, message)
 
 
 @router.post("/workflows/runs/{run_id}/cancel")
@@ -188,13 +214,7 @@ async def cancel_workflow_run(request: Request, run_id: TaskId) -> Response:
         message = f"Not cancelled: the run is already {refused.details['status']}."
     else:
         message = "Run cancelled: queued tasks cancelled, running ones asked to stop."
-    studio(request).cache.forget(("run", run_id))
-    if not is_htmx(request):
-        return RedirectResponse(f"/studio/workflows/runs/{run_id}", status_code=303)
-    data = await views.workflow_run(pool(request), studio(request).cache, run_id)
-    if data is None:
-        raise NotFound.of("workflow run", run_id)
-    return page(request, "partials/run.html", {"message": message, **data})
+    return await _after_action(request, RUN_PAGE, run_id, message)
 
 
 @router.post("/workflows/runs/{run_id}/rerun")
@@ -213,13 +233,7 @@ async def rerun_workflow_run(request: Request, run_id: TaskId) -> Response:
         message = f"Not re-run: {refused}."
     else:
         message = f"Re-running from {node}: {', '.join(done.nodes)}."
-    studio(request).cache.forget(("run", run_id))
-    if not is_htmx(request):
-        return RedirectResponse(f"/studio/workflows/runs/{run_id}", status_code=303)
-    data_run = await views.workflow_run(pool(request), studio(request).cache, run_id)
-    if data_run is None:
-        raise NotFound.of("workflow run", run_id)
-    return page(request, "partials/run.html", {"message": message, **data_run})
+    return await _after_action(request, RUN_PAGE, run_id, message)
 
 
 # --- bulk: the selected rows of the Tasks list, or everything its filter matches -----------

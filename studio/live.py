@@ -153,8 +153,12 @@ class VersionCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    def forget(self, key: Any) -> None:
-        self._entries.pop(key, None)
+    def forget(self, head: tuple[Any, ...]) -> None:
+        """Drop the entries whose key starts with ``head``: a key may go on with parts the
+        caller does not know (the time slot of ``views._tick``)."""
+        n = len(head)
+        for key in [k for k in self._entries if k[:n] == head]:
+            del self._entries[key]
 
     async def get(self, key: Any, compute: Callable[[], Awaitable[Any]],
                   min_age: float = 0.0, topic: str = "*") -> Any:

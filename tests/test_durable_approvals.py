@@ -171,6 +171,23 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def _arm_shown(page: Any, selector: str) -> None:
+    """Catch the text ``selector`` shows when it appears: an action's message lives until
+    the region's next live refetch, which may come before Playwright next looks."""
+    page.evaluate("""(selector) => { window.bwShown = new Promise((done, fail) => {
+        const observer = new MutationObserver(() => {
+            const found = document.querySelector(selector);
+            if (found) { observer.disconnect(); done(found.innerText); }
+        });
+        observer.observe(document.body, {childList: true, subtree: true});
+        setTimeout(() => fail(new Error(selector + " was never shown")), 30000);
+    }); }""", selector)
+
+
+def _shown(page: Any) -> str:
+    return page.evaluate("() => window.bwShown")
+
+
 def test_an_approval_clicked_in_the_studio_resumes_the_task(api: httpx.Client, server: Any,
                                                             browser: Any) -> None:
     on_page = send(api, "review", {"doc": "page"})
@@ -189,9 +206,9 @@ def test_an_approval_clicked_in_the_studio_resumes_the_task(api: httpx.Client, s
             page.wait_for_selector("#approval-question")
             assert page.inner_text("#approval-question") == "Publish 'PAGE'?"
             page.fill("#approval-comment", "looks good")
+            _arm_shown(page, "#approval-message")
             page.click("#approve-button")
-            page.wait_for_selector("#approval-message")
-            assert "Approved" in page.inner_text("#approval-message")
+            assert "Approved" in _shown(page)
             done = wait_status(api, on_page)
             assert done["status"] == "succeeded"
             assert done["result"]["approved"] is True
@@ -207,9 +224,9 @@ def test_an_approval_clicked_in_the_studio_resumes_the_task(api: httpx.Client, s
             assert "Publish 'LIST'?" in page.inner_text(f"#approval-{on_list}")
             row = page.locator(f"#approval-{on_list}")
             row.locator("input[name=comment]").fill("not this one")
+            _arm_shown(page, "#approvals-message")
             row.locator("button", has_text="Reject").click()
-            page.wait_for_selector("#approvals-message")
-            assert "Rejected" in page.inner_text("#approvals-message")
+            assert "Rejected" in _shown(page)
             rejected = wait_status(api, on_list)
             assert rejected["result"]["approved"] is False
             assert rejected["result"]["comment"] == "not this one"
@@ -217,6 +234,98 @@ def test_an_approval_clicked_in_the_studio_resumes_the_task(api: httpx.Client, s
             page.goto(f"{server.url}/studio/tasks/{on_page}")
             page.wait_for_selector("#approval-decisions")
             assert page.locator("#approve-button").count() == 0
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+def _hold_first(page: Any, pattern: str) -> list[Any]:
+    """Hold the first request matching ``pattern`` (the test releases it); let others by."""
+    held: list[Any] = []
+
+    def handle(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(pattern, handle)
+    return held
+
+
+def _until_held(page: Any, held: list[Any]) -> None:
+    for _ in range(600):  # the browser's requests are served while Playwright waits
+        if held:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the request was never sent")
+
+
+def _refetch_on_its_way(page: Any, task_id: int) -> list[Any]:
+    """Start a live refetch of the approval box (what a change signal does) and hold it in
+    the browser. htmx ignores the signal while the box is still settling in or has a
+    refetch of its own on its way, so it is given again until one is held."""
+    held = _hold_first(page, f"**/studio/partials/task/{task_id}/approval")
+    for _ in range(60):
+        page.evaluate("htmx.trigger('#task-approval', 'live')")
+        for _ in range(20):
+            if held:
+                return held
+            page.wait_for_timeout(50)
+    raise AssertionError("no refetch of the approval box was sent")
+
+
+def _release_refetch(page: Any, held: list[Any]) -> None:
+    """Answer the held refetch of the approval box and wait until htmx has handled it (its
+    swap, or not, runs in the same task as htmx:beforeOnLoad, before the promise's reaction;
+    later events fire on the element the swap may have removed, and reach no listener)."""
+    page.evaluate("""() => { window.bwAnswered = new Promise((done) => {
+        document.addEventListener("htmx:beforeOnLoad", (e) => {
+            if (e.detail.elt.id === "task-approval") { done(); }
+        }); }); }""")
+    held[0].continue_()
+    page.evaluate("() => window.bwAnswered")
+
+
+def test_a_live_refetch_on_its_way_never_overwrites_a_person_at_work(
+        api: httpx.Client, server: Any, browser: Any) -> None:
+    """A change signal refetches the approval box; when its answer comes after the person
+    typed a comment, or after they clicked Approve, it must not replace what they did.
+    The refetch is held in the browser to make that order certain."""
+    typed = send(api, "review", {"doc": "typed"})
+    clicked = send(api, "review", {"doc": "clicked"})
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        with python_worker(server.url, "people_app:reg", "--concurrency", "1"):
+            _asking(api, typed)
+            _asking(api, clicked)
+            # A refetch on its way while the comment is typed: the comment stays and is sent.
+            page.goto(f"{server.url}/studio/tasks/{typed}")
+            page.wait_for_selector("#approval-question")
+            held = _refetch_on_its_way(page, typed)
+            page.fill("#approval-comment", "typed while it refreshed")
+            _release_refetch(page, held)
+            assert page.input_value("#approval-comment") == "typed while it refreshed"
+            _arm_shown(page, "#approval-message")
+            page.click("#approve-button")
+            assert "Approved" in _shown(page)
+            assert wait_status(api, typed)["result"]["comment"] == "typed while it refreshed"
+            # A refetch answered after Approve was clicked (its answer still on its way):
+            # the decision's answer is what the box shows.
+            page.goto(f"{server.url}/studio/tasks/{clicked}")
+            page.wait_for_selector("#approval-question")
+            held = _refetch_on_its_way(page, clicked)
+            decided = _hold_first(page, f"**/studio/tasks/{clicked}/approve")
+            _arm_shown(page, "#approval-message")
+            page.click("#approve-button")
+            _until_held(page, decided)
+            _release_refetch(page, held)
+            decided[0].continue_()
+            assert "Approved" in _shown(page)
+            assert wait_status(api, clicked)["result"]["approved"] is True
     finally:
         context.close()
     assert errors == [], errors

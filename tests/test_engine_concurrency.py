@@ -12,6 +12,7 @@ import httpx
 import psycopg
 
 from servers import ThreadServer
+from worker_helpers import wait_for
 
 
 def send_batch(c: httpx.Client, tasks: list[dict]) -> list[int]:
@@ -242,6 +243,7 @@ def test_completion_frees_a_slot_for_a_waiting_claim(make_server) -> None:
     """In a queue at its limit, a finished task wakes a waiting claim (not the 30 s poll)."""
     server: ThreadServer = make_server(poll_interval_seconds=30, max_wait_seconds=30,
                                        lease_seconds=120)
+    notifier = server.app.state.server.notifier
     with httpx.Client(base_url=server.url, timeout=30) as c:
         c.put("/v1/queues/one", json={"concurrency_limit": 1})
         send_batch(c, [{"name": "t", "queue": "one"} for _ in range(2)])
@@ -250,21 +252,23 @@ def test_completion_frees_a_slot_for_a_waiting_claim(make_server) -> None:
         result: dict = {}
 
         def waiter() -> None:
-            with httpx.Client(base_url=server.url, timeout=30) as w:
+            with httpx.Client(base_url=server.url, timeout=60) as w:
                 result["tasks"] = w.post("/v1/claim", json={
-                    "worker_id": "w2", "queues": ["one"], "wait_seconds": 10}).json()["tasks"]
-                result["at"] = time.monotonic()
+                    "worker_id": "w2", "queues": ["one"], "wait_seconds": 30}).json()["tasks"]
 
         thread = threading.Thread(target=waiter)
         thread.start()
-        time.sleep(0.7)
+        # The claim found the queue at its limit and waits for a wake-up.
+        wait_for(lambda: notifier.waiting == 1, what="the second claim waiting")
         assert "tasks" not in result  # held back by the limit
-        done_at = time.monotonic()
-        c.post(f"/v1/tasks/{first['id']}/complete", json={"lease_token": first["lease_token"]})
-        thread.join(15)
-        # The fallback poll is 30 s: anything well under it was the completion's wake-up.
-        # (1 s was too tight for a loaded 2-core CI machine: it once took 1.002 s.)
-        assert len(result["tasks"]) == 1 and result["at"] - done_at < 5.0
+        done = c.post(f"/v1/tasks/{first['id']}/complete",
+                      json={"lease_token": first["lease_token"]})
+        assert done.status_code == 200, done.text
+        # Its fallback poll and its deadline are both 30 s away: a claim that ends before
+        # then was woken by the completion.
+        thread.join(20)
+        assert not thread.is_alive(), "the completion did not wake the waiting claim"
+        assert len(result["tasks"]) == 1
 
 
 def test_wait_is_capped_by_the_server(make_server) -> None:

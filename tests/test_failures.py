@@ -54,7 +54,10 @@ def test_server_killed_with_tasks_in_flight_loses_nothing(db_url: str) -> None:
                 elif resp.status_code >= 500 and resp.status_code != 503:
                     errors.append(resp.text)
 
-    with process_server(db_url, port=port, lease_seconds=6) as (proc, url):
+    # The lease must outlast the restart (migrations, start-up) on a loaded machine: the worker
+    # that "kept running" reports after it without heartbeating.
+    lease = 15
+    with process_server(db_url, port=port, lease_seconds=lease) as (proc, url):
         threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
@@ -66,7 +69,7 @@ def test_server_killed_with_tasks_in_flight_loses_nothing(db_url: str) -> None:
         proc.kill()
         proc.wait()
         time.sleep(0.5)
-    with process_server(db_url, port=port, lease_seconds=6) as (_, url):
+    with process_server(db_url, port=port, lease_seconds=lease) as (_, url):
         # a worker that kept running across the restart reports with its leases: accepted
         kept = in_flight[:10]
         with httpx.Client(base_url=url) as c:
@@ -86,7 +89,7 @@ def test_server_killed_with_tasks_in_flight_loses_nothing(db_url: str) -> None:
         # every accepted send is there, once, under the id the client was given
         assert {k: rows.get(k) for k in accepted} == accepted
         # everything (including the tasks leased before the crash) runs to completion
-        done = drain(url, len(rows) - len(kept), timeout=30)
+        done = drain(url, len(rows) - len(kept), timeout=2 * lease + 30)
         assert done | {t["id"] for t in kept} == set(rows.values())
         with httpx.Client(base_url=url) as c:
             first = c.get(f"/v1/tasks/{in_flight[-1]['id']}").json()

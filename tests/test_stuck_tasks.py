@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 import branchwork
 from servers import ThreadServer
 from stuck_app import hang_then_ok
-from worker_helpers import events, python_worker, send, task, wait_status
+from worker_helpers import events, python_worker, send, task, wait_for, wait_status
 
 STUCK_AFTER = 4.0  # the heartbeat (lease 3 s) reports progress every second
 
@@ -203,3 +204,26 @@ def test_two_replicas_fail_each_stuck_attempt_once(
                 {"id": t["id"], "lease_token": t["lease_token"]} for t in claimed]}).json()
         assert "lost" in beat, beat
         assert sorted(beat["lost"]) == sorted(ids)  # the worker learns to stop them
+
+
+def test_a_fresh_replica_answers_a_heartbeat_while_reading_tokens_is_slow(
+        make_server: Callable[..., ThreadServer], db_url: str) -> None:
+    """A replica reads the access tokens as it starts, so its first request (a worker's
+    heartbeat, as in the test above) answers from memory: it is not refused with a 503
+    because reading them takes longer than the reload's bound on a busy database (here the
+    tokens table is locked)."""
+    first, second = make_server(), make_server()
+    tokens = second.app.state.server.tokens
+    wait_for(lambda: tokens.loads >= 1, what="the second replica reading its tokens")
+    with httpx.Client(base_url=first.url, timeout=30) as api:
+        send(api, "proto", {}, queue="fresh")
+        [leased] = api.post("/v1/claim", json={"worker_id": "w1", "queues": ["fresh"]}
+                            ).json()["tasks"]
+    with psycopg.connect(db_url) as locker, \
+            httpx.Client(base_url=second.url, timeout=30) as other:
+        locker.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
+        beat = other.post("/v1/heartbeat", json={"worker_id": "w1", "tasks": [
+            {"id": leased["id"], "lease_token": leased["lease_token"]}]})
+        locker.rollback()
+    assert beat.status_code == 200, beat.text
+    assert beat.json()["lost"] == []

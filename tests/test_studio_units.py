@@ -101,3 +101,20 @@ async def test_cache_does_not_keep_failures() -> None:
         with pytest.raises(RuntimeError):
             await cache.get("k", boom)
     assert await cache.get("k", ok) == 7
+
+
+async def test_cache_forgets_every_entry_under_a_head() -> None:
+    """An action forgets ("task", id); the task page's key also carries a time slot."""
+    cache = VersionCache(_Observer())  # type: ignore[arg-type]
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    assert await cache.get(("task", 1, 123), compute) == 1
+    assert await cache.get(("task", 2, 123), compute) == 2
+    cache.forget(("task", 1))
+    assert await cache.get(("task", 1, 123), compute) == 3  # read again
+    assert await cache.get(("task", 2, 123), compute) == 2  # another task's entry is kept

@@ -186,6 +186,22 @@ def test_a_result_that_is_not_json_fails_the_task_clearly(server, api, trace_dir
         assert row["result"] is None
 
 
+def test_an_outcome_the_server_cannot_store_is_reported_with_less_in_it(server, api,
+                                                                       trace_dir):
+    """NUL cannot be stored: the report goes again without the output (and the message),
+    instead of being retried for ever with the task held."""
+    ok = send(api, "prints_nul", None, queue="math")
+    bad = send(api, "async_fails_with_nul", None, queue="math")
+    with python_worker(server.url, "workers_app:reg", "-q", "math",
+                       BW_TEST_DIR=str(trace_dir)):
+        ok_row, bad_row = wait_status(api, ok), wait_status(api, bad)
+    assert ok_row["status"] == "succeeded" and ok_row["result"] == 1, ok_row
+    assert ok_row["logs"][0]["output"].startswith("[captured output refused:")
+    assert bad_row["status"] == "failed" and bad_row["attempts"] == 1, bad_row
+    assert bad_row["error"]["type"] == "ReportRefused"
+    assert "NUL" in bad_row["error"]["message"]
+
+
 def test_output_is_captured_per_attempt_and_bounded(server, api, trace_dir):
     sync_id = send(api, "noisy", {"n": 7})
     async_id = send(api, "async_noisy", None)

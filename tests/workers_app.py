@@ -231,6 +231,18 @@ async def async_unstorable() -> float:
     return float("nan")
 
 
+@reg.task(queue="math", max_retries=0)
+def prints_nul() -> int:
+    print("before\x00after")
+    return 1
+
+
+@reg.task(queue="math", max_retries=0)
+async def async_fails_with_nul() -> None:
+    print("a NUL\x00 in the output")
+    raise ValueError("a NUL\x00 in the message")
+
+
 # -- the README's example ---------------------------------------------------------------------
 class EmailArgs(BaseModel):
     to: str

@@ -101,11 +101,14 @@ async def run_async(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
     ctx.durable = bool(getattr(definition, "durable", False))  # waits on children suspend
     set_context(ctx)  # this coroutine runs in its own asyncio task, so its own context copy
     current_output.set(buffer)
-    limit = asyncio.timeout_at(deadline)
+    limit = asyncio.timeout_at(deadline) if deadline is not None else None
     try:
         args, kwargs = definition.load_args(raw_args)
-        async with limit:
+        if limit is None:  # no timeout: no timer to arm and cancel
             value = await definition.fn(*args, **kwargs)
+        else:
+            async with limit:
+                value = await definition.fn(*args, **kwargs)
         outcome = _succeeded(definition, value)
     except Suspend as suspend:  # a durable sleep or wait (docs/durable.md)
         outcome = suspended(suspend)
@@ -113,7 +116,7 @@ async def run_async(definition: RunnableTask, ctx: TaskContext, raw_args: Any,
         if ctx.cancel_requested.is_set():
             outcome = cancelled(ctx)
         else:
-            if isinstance(exc, TimeoutError) and limit.expired():
+            if isinstance(exc, TimeoutError) and limit is not None and limit.expired():
                 exc = timeout_error(ctx)
             await definition.acall_on_error(exc)
             outcome = failed(definition, ctx, exc)

@@ -102,6 +102,13 @@ class _TaskLogHandler(logging.Handler):
     """Copies log records emitted inside a task into its buffer (the task's own records:
     not those of the HTTP client it uses)."""
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Outside a task (every line of the worker's own, one per finished task) there is
+        # nothing to copy: skip the handler's lock and filters.
+        if current_output.get() is None:
+            return False
+        return super().handle(record)
+
     def emit(self, record: logging.LogRecord) -> None:
         buffer = current_output.get()
         if buffer is None or record.name.partition(".")[0] in CLIENT_LOGGERS:

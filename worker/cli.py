@@ -150,7 +150,9 @@ def run_with_reload(argv: list[str], grace: float) -> int:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a process started in the background (``cmd &``) inherits it as ignored.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     log.info("--reload: watching %s for changes to .py files", os.getcwd())
     proc = start()
     try:

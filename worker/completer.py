@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from branchwork.protocol import RECORDED_VERDICTS
-from branchwork.worker_api import ApiError, BranchworkError, ServerError
+from branchwork.worker_api import ApiError, BranchworkError, InvalidValue, ServerError
 
 log = logging.getLogger("branchwork.worker")
+REFUSED = "[captured output refused:"
 
 
 class Completer:
@@ -73,12 +74,15 @@ class Completer:
 
     async def _deliver(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send until the server answers. A refused batch (one result too large, say) is split,
-        so one bad outcome cannot hold back the others; a refused result becomes a failure."""
+        so one bad outcome cannot hold back the others; a refused outcome is sent again with
+        less in it (see ``_lesser``) until one is accepted."""
         delay = 0.2
         while True:
             try:
                 return await self.client.report(self.worker_id, batch)
-            except ApiError as exc:
+            except (ApiError, InvalidValue) as exc:
+                # InvalidValue: the client's own check refused the body before sending it
+                # (NUL in captured output, NaN in a result): refused, as a 4xx would be.
                 if isinstance(exc, ServerError):
                     pass
                 elif len(batch) > 1:
@@ -86,15 +90,15 @@ class Completer:
                     for item in batch:
                         verdicts += await self._deliver([item])
                     return verdicts
-                elif batch[0].get("outcome") == "succeeded":
-                    log.error("task %s: result refused (%s); reporting a failure instead",
-                              batch[0]["id"], exc)
-                    batch = [{**batch[0], "outcome": "failed", "result": None, "error": {
-                        "type": "ResultRefused", "message": str(exc)[:10_000]}}]
-                    continue
                 else:
-                    log.error("task %s: report refused: %s", batch[0]["id"], exc)
-                    return []
+                    lesser = _lesser(batch[0], str(exc)[:10_000])
+                    if lesser is None:
+                        log.error("task %s: report refused: %s", batch[0]["id"], exc)
+                        return []
+                    log.error("task %s: report refused (%s); sending it with less in it",
+                              batch[0]["id"], exc)
+                    batch = [lesser]
+                    continue
             except BranchworkError as exc:
                 log.warning("report failed (%s); sending it again in %.1f s", exc, delay)
             await asyncio.sleep(delay)
@@ -119,3 +123,17 @@ class Completer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._runner
             return False
+
+
+def _lesser(item: dict[str, Any], why: str) -> dict[str, Any] | None:
+    """A refused outcome with its likeliest culprit replaced, one step at a time: the captured
+    output, then the result (reported as a failure), then the error; None when nothing is
+    left to take out."""
+    if item.get("logs") and not item["logs"].startswith(REFUSED):
+        return {**item, "logs": f"{REFUSED} {why}]"}
+    if item.get("outcome") == "succeeded":
+        return {**item, "outcome": "failed", "result": None,
+                "error": {"type": "ResultRefused", "message": why}}
+    if (item.get("error") or {}).get("type") not in (None, "ResultRefused", "ReportRefused"):
+        return {**item, "error": {"type": "ReportRefused", "message": why}}
+    return None

@@ -31,6 +31,8 @@ import threading
 import time
 from typing import Any
 
+import orjson
+
 from branchwork import ApiError, BranchworkError, Client
 from branchwork.protocol import MAX_LEASES_PER_CALL
 
@@ -75,7 +77,7 @@ def _read_commands(leases: Leases) -> None:
     for line in sys.stdin:
         line = line.strip()
         if line:
-            leases.apply(json.loads(line))
+            leases.apply(orjson.loads(line))
     # stdin closed: the worker is gone (or done). Never outlive it with its leases.
     os._exit(0)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import orjson
 
 log = logging.getLogger("branchwork.worker")
 
@@ -58,7 +59,7 @@ class LeaseKeeper:
                 self._write({"add": [[i, t] for i, t in self.held.items()]})
             assert self._proc.stdout is not None
             async for line in self._proc.stdout:
-                self._handle(json.loads(line))
+                self._handle(orjson.loads(line))
             await self._proc.wait()
             if not self._stopping:
                 log.warning("heartbeat process exited with %s; starting it again",
@@ -83,7 +84,7 @@ class LeaseKeeper:
         if proc is None or proc.stdin is None or proc.returncode is not None:
             return  # the supervisor hands every held lease to the next process
         with contextlib.suppress(ConnectionError, RuntimeError):
-            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.write(orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE))
 
     def add(self, leases: Iterable[tuple[int, str]]) -> None:
         items = [(int(i), str(t)) for i, t in leases]

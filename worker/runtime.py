@@ -33,7 +33,7 @@ from branchwork.worker_api import (
     task_context,
 )
 
-from . import capture, handback, tasklog
+from . import capture, handback, tasklog, transport
 from .attempt import cancelled, error_info, failed, is_async, run_async, run_sync, timeout_error
 from .completer import Completer
 from .leases import LeaseKeeper
@@ -81,7 +81,8 @@ class Worker:
         self.stop_requested = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        self.client = AsyncClient(url=self.options.url)
+        # The worker's own requests (claim, report...) over a lean HTTP/1.1 transport.
+        self.client = AsyncClient(url=self.options.url, transport=transport.make(self.options.url))
         if not await self._register():
             await self.client.aclose()
             return self.exit_code
@@ -180,31 +181,51 @@ class Worker:
 
     # -- producer ---------------------------------------------------------------------------
     async def _produce(self) -> None:
+        """Claim whenever slots are free. One claim at a time long-polls; while claims come
+        back full (a backlog), up to ``parallel_claims`` go out at once without waiting, so
+        that a claim's round trip does not bound how fast a backlog drains."""
         concurrency = self.options.concurrency
-        threshold = max(1, min(self.options.batch_size, concurrency) // 2)
-        names = sorted(self.definitions)
-        delay = 0.5
-        while not self.stopping:
-            free = concurrency - len(self.running) + len(self.waiting)
-            if free <= 0:
-                self.slot_freed.clear()
-                await self.slot_freed.wait()
-                continue
-            if free < threshold and self.running:
-                # Let a few more slots free up rather than claim one task at a time.
-                await asyncio.sleep(0.005)
-                free = concurrency - len(self.running) + len(self.waiting)
+        batch = self.options.batch_size
+        threshold = max(1, min(batch, concurrency) // 2)
+        parallel = parallel_claims(concurrency, batch)
+        claims = _Claims(sorted(self.definitions))
+
+        def free() -> int:
+            return concurrency - len(self.running) + len(self.waiting) - claims.reserved
+
+        async with asyncio.TaskGroup() as group:
+            while not self.stopping:
+                if 0 < free() < threshold and self.running and not claims.polling:
+                    # Let a few more slots free up rather than claim one task at a time.
+                    await asyncio.sleep(0.005)
+                n = min(batch, free())
+                if n > 0 and not claims.polling:
+                    polling = True  # the one claim that may wait (long-poll)
+                elif n >= threshold and claims.backlog and claims.in_flight < parallel:
+                    polling = False  # one more while there is a backlog: no waiting
+                else:
+                    self.slot_freed.clear()
+                    await self.slot_freed.wait()
+                    continue
+                claims.out(n, polling)  # before the task runs: counted at once
+                group.create_task(self._claim(claims, n, polling))
+
+    async def _claim(self, claims: _Claims, limit: int, polling: bool) -> None:
+        """One claim of up to ``limit`` tasks, their slots reserved (``claims.out``) while it
+        is out; the tasks it brings start at once."""
+        try:
             try:
                 tasks = await self.client.claim(
-                    self.worker_id, queues=self.queues, task_names=names,
-                    limit=min(self.options.batch_size, free),
-                    wait_seconds=self.options.wait_seconds)
-                delay = 0.5
+                    self.worker_id, queues=self.queues, task_names=claims.names, limit=limit,
+                    wait_seconds=self.options.wait_seconds if polling else 0.0)
             except BranchworkError as exc:
-                log.warning("claim failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
+                claims.backlog = False
+                log.warning("claim failed (%s); retrying in %.1f s", exc, claims.delay)
+                await asyncio.sleep(claims.delay)
+                claims.delay = min(claims.delay * 2, 10.0)
+                return
+            claims.delay = 0.5
+            claims.backlog = len(tasks) >= limit
             if tasks:
                 if self.started_at is None:
                     self.started_at = time.time()
@@ -212,6 +233,9 @@ class Worker:
                 self.leases.add((t["id"], t["lease_token"]) for t in tasks)
                 for task in tasks:
                     self._start(task)
+        finally:
+            claims.back(limit, polling)
+            self.slot_freed.set()  # the producer looks again
 
     def _start(self, task: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -259,6 +283,9 @@ class Worker:
             self.waiting.discard(r.ctx.task_id)
             self.slot_freed.set()
         if outcome is not None and not (r.lost or r.releasing):
+            # Out of the attempt's capture (an async task set it in this asyncio task's
+            # context): the line is the worker's, for its own log, not the task's logs.
+            capture.current_output.set(None)
             tasklog.finished(r.task, r.ctx.attempt_number, outcome,
                              time.monotonic() - r.started)
             self.completer.add({"id": r.ctx.task_id, "lease_token": r.task["lease_token"],
@@ -390,3 +417,39 @@ def run(registry: Any, options: WorkerOptions) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+# At most this many claims out at once (a backlog is drained by several claims in flight).
+MAX_PARALLEL_CLAIMS = 4
+
+
+def parallel_claims(concurrency: int, batch_size: int) -> int:
+    """How many claims may be out at once: as many batches as the slots hold, at most
+    ``MAX_PARALLEL_CLAIMS``."""
+    return max(1, min(MAX_PARALLEL_CLAIMS, -(-concurrency // max(1, batch_size))))
+
+
+class _Claims:
+    """The producer's claims in flight: the slots they reserve, whether one long-polls,
+    whether the last came back full (a backlog), the retry delay after a failure."""
+
+    __slots__ = ("backlog", "delay", "in_flight", "names", "polling", "reserved")
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.reserved = 0
+        self.in_flight = 0
+        self.polling = False
+        self.backlog = False
+        self.delay = 0.5
+
+    def out(self, limit: int, polling: bool) -> None:
+        self.reserved += limit
+        self.in_flight += 1
+        self.polling = self.polling or polling
+
+    def back(self, limit: int, polling: bool) -> None:
+        self.reserved -= limit
+        self.in_flight -= 1
+        if polling:
+            self.polling = False

@@ -30,18 +30,23 @@ def finished(task: dict[str, Any], attempt: int, outcome: dict[str, Any],
              seconds: float) -> None:
     """One line for an attempt that ended: name, id, outcome, duration, attempt."""
     what = outcome.get("outcome", "?")
-    if what != "failed" and not log.isEnabledFor(logging.INFO):
+    level = logging.WARNING if what == "failed" else logging.INFO
+    if not log.isEnabledFor(level):
         return  # on the hot path: build nothing that will not be printed
     tries = int(task.get("max_retries") or 0) + 1
-    head = (f"task {task['id']} {task['name']} {what} in {_duration(seconds)} "
+    line = (f"task {task['id']} {task['name']} {what} in {_duration(seconds)} "
             f"(attempt {attempt} of {tries})")
-    error = outcome.get("error") or {}
-    if what == "failed":
+    if level == logging.WARNING:
+        error = outcome.get("error") or {}
         retry = " (it will be retried)" if attempt < tries else ""
-        log.warning("%s: %s: %s%s", head, error.get("type"), _one_line(error.get("message")),
-                    retry)
-    else:
-        log.info("%s", head)
+        line = f"{line}: {error.get('type')}: {_one_line(error.get('message'))}{retry}"
+    _emit(level, line)
+
+
+def _emit(level: int, line: str) -> None:
+    """``log.log(level, line)`` without its caller lookup (a walk up the stack for every
+    finished task); the record goes through the logger's filters and handlers as usual."""
+    log.handle(log.makeRecord(log.name, level, __file__, 0, line, None, None, "finished"))
 
 
 def _duration(seconds: float) -> str:

@@ -24,7 +24,7 @@ from .answers import (
     WhyOut,
 )
 from .deps import BodySize, CallerDep, Server
-from .schemas import TaskBatchIn, TaskId, TaskIn, TaskStatus
+from .schemas import TaskBatchIn, TaskId, TaskIn, TaskStatus, fields_of
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute)
 
@@ -36,7 +36,7 @@ async def send_task(task: TaskIn, server: Server, body_size: BodySize,
                     caller: CallerDep) -> JsonResponse:
     """Queue one task; an idempotency key already used answers the existing task."""
     access.check_sends(caller, [task])
-    [out] = await send_tasks(server, [task.model_dump()],
+    [out] = await send_tasks(server, [fields_of(task)],
                              check_sizes=body_size > server.settings.max_payload_bytes)
     return JsonResponse(_sent(out), status_code=201)
 
@@ -47,7 +47,7 @@ async def send_task_batch(batch: TaskBatchIn, server: Server, body_size: BodySiz
                           caller: CallerDep) -> JsonResponse:
     """Queue many tasks atomically: all are stored, or none."""
     access.check_sends(caller, batch.tasks)
-    outs = await send_tasks(server, [t.model_dump() for t in batch.tasks],
+    outs = await send_tasks(server, [fields_of(t) for t in batch.tasks],
                             check_sizes=body_size > server.settings.max_payload_bytes)
     return JsonResponse({"tasks": [_sent(o) for o in outs]}, status_code=201)
 

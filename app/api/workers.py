@@ -28,7 +28,7 @@ from .answers import (
     StoppedOut,
     WorkersOut,
 )
-from .deps import BodySize, CallerDep, Server
+from .deps import BodySize, CallerDep, Server, body_size, server_of
 from .schemas import (
     ClaimIn,
     CompleteIn,
@@ -88,10 +88,13 @@ async def list_definitions(server: Server) -> dict[str, Any]:
 
 @router.post("/claim", response_model=ClaimedOut, name="claim_tasks",
              summary="Lease ready tasks, waiting up to wait_seconds for one")
-async def claim(body: ClaimIn, request: Request, server: Server,
-                caller: CallerDep) -> JsonResponse:
+async def claim(body: ClaimIn, request: Request) -> JsonResponse:
     """Lease up to limit ready tasks; long-polls up to wait_seconds while none is ready."""
-    access.check_queues(caller, body.queues)
+    # Claims, heartbeats and reports are most requests: they read the server state and the
+    # caller from the request rather than through dependencies, which FastAPI solves anew on
+    # every request.
+    server = server_of(request)
+    access.check_queues(access.caller_of(request), body.queues)
 
     async def wait_disconnect() -> None:
         """Returns when the client has gone away (the body is already read by then)."""
@@ -106,9 +109,9 @@ async def claim(body: ClaimIn, request: Request, server: Server,
 
 @router.post("/heartbeat", response_model=HeartbeatOut, name="send_heartbeat",
              summary="Extend leases; learn which tasks to cancel or were lost")
-async def heartbeat(body: HeartbeatIn, server: Server) -> JsonResponse:
+async def heartbeat(body: HeartbeatIn, request: Request) -> JsonResponse:
     """Extend the leases of running tasks and learn which to cancel or were lost."""
-    out = await beat(server, body.worker_id,
+    out = await beat(server_of(request), body.worker_id,
                      [(t.id, str(t.lease_token), t.idle_seconds) for t in body.tasks])
     return JsonResponse({"tasks": out.tasks, "cancel": out.cancel, "lost": out.lost,
                          "lease_seconds": out.lease_seconds})
@@ -116,10 +119,11 @@ async def heartbeat(body: HeartbeatIn, server: Server) -> JsonResponse:
 
 @router.post("/tasks/report", response_model=ReportedBatchOut, name="report_outcomes",
              summary="Report a batch of outcomes, each fenced by its lease")
-async def report(body: ReportIn, server: Server, body_size: BodySize) -> JsonResponse:
+async def report(body: ReportIn, request: Request) -> JsonResponse:
     """Record many attempts' outcomes at once; each is applied only under its current lease."""
+    server = server_of(request)
     results = await report_batch(server, [_outcome(r) for r in body.results],
-                                 check_sizes=body_size > server.settings.max_payload_bytes)
+                                 check_sizes=body_size(request) > server.settings.max_payload_bytes)
     return JsonResponse({"results": results})
 
 

@@ -58,11 +58,15 @@ async def ready_at_suspend(cur: Cursor, waits: list[WaitRow]) -> list[Resolution
     return await _resolutions(cur, parents)
 
 
-async def after_finished_in(cur: Cursor, child_ids: Sequence[int]) -> int:
-    """In a report's transaction: resume the parents whose last child just finished."""
-    if not child_ids:
+async def after_finished_in(cur: Cursor, parent_ids: Sequence[int]) -> int:
+    """In a report's transaction: resume the parents whose last child just finished, given
+    the ``parent_id`` of each task it finished (the report statement returns it; it never
+    changes). A report finds a wait through the finished task's parent, so a report of tasks
+    without one (the common case) costs no statement here; a wait on tasks that are not the
+    waiter's children is left to the sweeper, as it always was."""
+    if not parent_ids:
         return 0
-    parents = await store.lock_waits_of_children(cur, child_ids)
+    parents = await store.lock_waits_of(cur, parent_ids)
     if not parents:
         return 0
     return len(await resume_in(cur, await _resolutions(cur, parents)))

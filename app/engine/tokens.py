@@ -215,7 +215,10 @@ class TokenCache:
     # -- a service of the server state (stopped before the pool closes) ----------------------
 
     def start(self) -> None:
-        return None
+        """Read the tokens as the replica starts: its first request (a worker's heartbeat,
+        say) then answers from memory, instead of loading them within ``LOAD_SECONDS`` and
+        answering 503 when a busy database takes longer (nothing was read before)."""
+        self._background = asyncio.create_task(self._reload_behind(), name="branchwork-tokens")
 
     async def stop(self) -> None:
         for task in (self._flush, self._background):

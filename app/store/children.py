@@ -33,14 +33,12 @@ class ChildOutcome(TypedDict):
     error: Any
 
 
-async def lock_waits_of_children(cur: Cursor, child_ids: Sequence[int]) -> list[int]:
-    """The parents of ``child_ids`` that wait on children, their wait rows locked (in
-    parent id order, so two reports lock them in the same order)."""
+async def lock_waits_of(cur: Cursor, parent_ids: Sequence[int]) -> list[int]:
+    """Those of ``parent_ids`` that wait on children, their wait rows locked (in parent id
+    order, so two reports lock them in the same order)."""
     await cur.execute(
-        """SELECT w.task_id FROM task_waits w
-           WHERE w.kind = %s AND w.task_id IN (
-               SELECT c.parent_id FROM tasks c WHERE c.id = ANY(%s) AND c.parent_id IS NOT NULL)
-           ORDER BY w.task_id FOR UPDATE OF w""", (KIND, list(child_ids)))
+        """SELECT task_id FROM task_waits WHERE kind = %s AND task_id = ANY(%s)
+           ORDER BY task_id FOR UPDATE""", (KIND, sorted(set(parent_ids))))
     return [r["task_id"] for r in await cur.fetchall()]
 
 

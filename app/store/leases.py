@@ -17,13 +17,20 @@ from .sql import ASYNC_COMMIT, dumps
 
 Cursor = AsyncCursor[Any]
 
-# Columns a worker gets with a claimed task (from the claim's ``upd``). ``replay``: the task
-# has stored durable steps (docs/durable.md), so its worker reads them before replaying; a
-# first run (the common case) is spared that request.
+# Columns a worker gets with a claimed task (from the claim's ``upd``), and ``replay``: the
+# task has stored durable steps (docs/durable.md), so its worker reads them before replaying;
+# a first run (the common case) is spared that request.
 CLAIM_COLUMNS = """id, name, queue, args, priority, attempts, max_retries, timeout_seconds,
     lease_token, lease_expires_at, parent_id, root_id, depth, workflow_run_id, workflow_node,
-    run_at, created_at,
-    EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = upd.id) AS replay"""
+    run_at, created_at"""
+STEPS_STORED = "EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = upd.id)"
+# The plain claim looks for steps only where there can be some: a step is written only under
+# a lease (a running attempt, or the wait of a suspended one), so a task that never started
+# (``started_at`` null before this claim; nothing clears it) has none. The candidates that
+# started before are read as the claim found them (``cand``), once per statement.
+REPLAY_OF_RERUNS = f"""CASE
+        WHEN upd.id = ANY(ARRAY(SELECT id FROM cand WHERE started_at IS NOT NULL))
+        THEN {STEPS_STORED} ELSE false END"""
 
 # Queues come as names with caps, plus LIKE patterns expanded here to the queues that exist,
 # leaving out ``skip`` (queues with a limit or paused, which the caller listed or left out).
@@ -41,11 +48,17 @@ LEASE_UPDATE = """UPDATE tasks t SET status = 'running', attempts = t.attempts +
         lease_expires_at = now() + make_interval(secs => %(lease)s),
         started_at = now(), last_progress_at = now(),
         timeout_at = now() + make_interval(secs => t.timeout_seconds)"""
-LEASED = f"""ev AS (
+
+
+def _leased(replay: str) -> str:
+    """The claim's tail after ``upd``: the history event, the answer (``replay`` computed by
+    the SQL expression given), asynchronous commit."""
+    return f"""ev AS (
     INSERT INTO task_events (task_id, attempt, event, status, worker_id)
     SELECT id, attempts, 'claimed', 'running', worker_id FROM upd
 )
-SELECT {CLAIM_COLUMNS} FROM upd, ({ASYNC_COMMIT}) AS async_commit"""
+SELECT {CLAIM_COLUMNS}, {replay} AS replay FROM upd, ({ASYNC_COMMIT}) AS async_commit"""
+
 
 CLAIM_SQL = f"""
 WITH q AS (
@@ -55,8 +68,8 @@ WITH q AS (
     WHERE name LIKE ANY(%(patterns)s::text[])
       AND name <> ALL(%(queues)s::text[]) AND name <> ALL(%(skip)s::text[])
 ), cand AS (
-    SELECT c.id, c.priority, c.run_at FROM q CROSS JOIN LATERAL (
-        SELECT t.id, t.priority, t.run_at FROM tasks t
+    SELECT c.id, c.priority, c.run_at, c.started_at FROM q CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.run_at, t.started_at FROM tasks t
         WHERE t.status = 'queued' AND t.queue = q.name AND t.run_at <= now()
           AND t.fair_tag IS NULL  -- flow-controlled rows go through engine/flow_claim.py
           AND (%(names)s::text[] IS NULL OR t.name = ANY(%(names)s::text[]))
@@ -67,10 +80,12 @@ WITH q AS (
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(n)s
 ), upd AS (
+    -- By primary key from the array: a join on cand (a LIMIT by parameter, of unknown size
+    -- in the generic plan) would hash the whole table.
     {LEASE_UPDATE}
-    FROM cand WHERE t.id = cand.id
+    WHERE t.id = ANY(ARRAY(SELECT id FROM cand))
     RETURNING t.*
-), {LEASED}
+), {_leased(REPLAY_OF_RERUNS)}
 ORDER BY priority DESC, run_at, id
 """
 
@@ -90,7 +105,7 @@ WITH bk AS (
     {LEASE_UPDATE}
     WHERE t.id = ANY(%(ids)s) AND t.status = 'queued'
     RETURNING t.*
-), {LEASED}
+), {_leased(STEPS_STORED)}
 ORDER BY array_position(%(ids)s::bigint[], id)
 """
 
@@ -101,7 +116,10 @@ WITH hb AS (
 ), upd AS (
     UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => %(lease)s),
         last_progress_at = now() - make_interval(secs => COALESCE(hb.idle_seconds, 0))
-    FROM hb WHERE t.id = hb.id AND t.lease_token = hb.lease_token AND t.status = 'running'
+    -- The ids as an array too, for the primary key: a join on hb alone (estimated at 100
+    -- rows) read every running row.
+    FROM hb WHERE t.id = ANY(ARRAY(SELECT id FROM hb))
+      AND t.id = hb.id AND t.lease_token = hb.lease_token AND t.status = 'running'
     RETURNING t.id, t.cancel_requested, t.lease_expires_at
 )
 SELECT hb.id, upd.id IS NOT NULL AS held, COALESCE(upd.cancel_requested, false) AS cancel,
@@ -117,7 +135,8 @@ WITH x AS (
     UPDATE tasks t SET status = 'queued', attempts = t.attempts - 1,
         run_at = LEAST(t.run_at, now()),
         worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL
-    FROM x WHERE t.id = x.id AND t.lease_token = x.lease_token AND t.status = 'running'
+    FROM x WHERE t.id = ANY(ARRAY(SELECT id FROM x))  -- by primary key, as the heartbeat
+      AND t.id = x.id AND t.lease_token = x.lease_token AND t.status = 'running'
     RETURNING t.id, t.attempts, t.queue, %(worker_id)s::text AS worker_id
 ), ev AS (
     INSERT INTO task_events (task_id, attempt, event, status, worker_id)
@@ -191,8 +210,10 @@ async def running_counts(cur: Cursor, queues: Sequence[str]) -> dict[str, int]:
     return {r["queue"]: r["n"] for r in await cur.fetchall()}
 
 
-async def claim(cur: Cursor, plan: LeasePlan) -> list[ClaimedTask]:
-    """Lease up to ``plan.limit`` ready tasks (priority, then run_at, then id)."""
+async def claim(cur: Cursor, plan: LeasePlan) -> None:
+    """Lease up to ``plan.limit`` ready tasks (priority, then run_at, then id). Nothing is
+    fetched: the rows are read with :func:`leased` (in pipeline mode, after the COMMIT is
+    sent with it)."""
     order = sorted(plan.caps)
     await cur.execute(CLAIM_SQL, {
         "queues": order, "caps": [plan.caps[q] for q in order],
@@ -200,7 +221,6 @@ async def claim(cur: Cursor, plan: LeasePlan) -> list[ClaimedTask]:
         "names": list(plan.task_names) if plan.task_names else None,
         "n": plan.limit, "worker_id": plan.worker_id, "lease": plan.lease_seconds,
     })
-    return cast(list[ClaimedTask], await cur.fetchall())
 
 
 async def lease_ids(cur: Cursor, ids: Sequence[int], worker_id: str, lease_seconds: float,
@@ -216,7 +236,7 @@ async def lease_ids(cur: Cursor, ids: Sequence[int], worker_id: str, lease_secon
 
 
 async def leased(cur: Cursor) -> list[ClaimedTask]:
-    """The rows :func:`lease_ids` leased."""
+    """The rows :func:`claim` or :func:`lease_ids` leased."""
     return cast(list[ClaimedTask], await cur.fetchall())
 
 

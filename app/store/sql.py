@@ -47,18 +47,30 @@ STUCK_ACTION_JOINED_SQL = (
     f"COALESCE(tasks.stuck_action, sq.stuck_action, {SERVER_STUCK_ACTION}, 'mark')")
 
 
+# The workflow runs of some tasks (the id array ``{ids}``), locked in id order: a run is
+# locked before its tasks (the advancer's lock order). No "workflow_run_id IS NOT NULL" here:
+# it can tempt the planner into the partial run index (all workflow tasks) instead of the
+# primary key (only these tasks). Shared by store.workflows and the report statement.
+RUNS_OF_TASKS_SQL = """SELECT r.id FROM workflow_runs r WHERE r.id IN (
+        SELECT t.workflow_run_id FROM tasks t WHERE t.id = ANY({ids}))
+    ORDER BY r.id FOR UPDATE OF r"""
+
+
 # What an outcome statement (a report, a suspension) answers, one row per item: whether it
 # was applied and the new status, and the task as the statement found it (its snapshot), from
-# which ``engine/report.verdict`` tells a repeat from a stale lease. The statement names its
-# input ``x`` (with ``idx``, ``id``, ``lease_token``) and its update ``upd``.
+# which ``engine/report.verdict`` tells a repeat from a stale lease, and its parent (which
+# never changes: a report finds a durable parent's wait through it, engine/children.py).
+# The statement names its input ``x`` (with ``idx``, ``id``, ``lease_token``) and its update
+# ``upd``.
 OUTCOME_ROWS_SQL = """
 SELECT x.idx, x.id, upd.id IS NOT NULL AS applied, upd.status AS new_status, upd.queue,
     CASE WHEN upd.status = 'queued' AND upd.run_at > now() THEN upd.run_at END AS wake_at,
     upd.workflow_run_id, upd.name, upd.run_seconds, cur.status AS current_status,
-    (cur.lease_token = x.lease_token) AS same_lease
+    (cur.lease_token = x.lease_token) AS same_lease, cur.parent_id
 FROM x
 LEFT JOIN upd ON upd.id = x.id
-LEFT JOIN tasks cur ON cur.id = x.id
+-- by primary key (the array), not a hash join over the whole table
+LEFT JOIN tasks cur ON cur.id = x.id AND cur.id = ANY(ARRAY(SELECT id FROM x))
 ORDER BY x.idx
 """
 

@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 from psycopg import AsyncConnection, AsyncCursor
 
-from .sql import dumps
+from .sql import RUNS_OF_TASKS_SQL, dumps
 
 RUN_COLUMNS = """id, workflow_name, status, args, queue, priority, timeout_seconds, deadline_at,
     idempotency_key, reason, error, created_at, finished_at"""
@@ -178,12 +178,7 @@ async def try_lock_run(cur: AsyncCursor, run_id: int) -> bool:
 async def lock_runs_of_tasks(cur: AsyncCursor, task_ids: Sequence[int]) -> list[int]:
     """Lock, in id order, the runs the given tasks belong to: callers do this before they
     update those tasks, so the report path and the advancer take locks in the same order."""
-    await cur.execute(
-        # No "workflow_run_id IS NOT NULL" here: it can tempt the planner into the partial
-        # run index (all workflow tasks) instead of the primary key (only these tasks).
-        "SELECT r.id FROM workflow_runs r WHERE r.id IN (SELECT t.workflow_run_id FROM tasks t "
-        "WHERE t.id = ANY(%s)) ORDER BY r.id FOR UPDATE OF r",
-        (list(task_ids),))
+    await cur.execute(RUNS_OF_TASKS_SQL.format(ids="%s::bigint[]"), (list(task_ids),))
     return [r["id"] for r in await cur.fetchall()]
 
 

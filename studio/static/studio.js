@@ -6,6 +6,8 @@
  * htmx "live" event, at most once per second per element, with a trailing call so the final
  * state is always fetched. Other scripts can listen to the same signals: every change is
  * also dispatched on document as a "bw:change" CustomEvent (detail: {topics: [...]}).
+ * A refetch never lands on someone working in its region (typing, a typed value not sent,
+ * an action on its way): it waits, and an answer that comes too late is dropped.
  *
  * Also here: the Tasks list's row selection (bulk actions) and confirmations that state
  * what a button will do (data-confirm on a form).
@@ -17,18 +19,57 @@
   var state = {};
   var everOpen = false;
 
+  var TYPED = /^(text|search|number|email|url|tel|password)$/;
+
   function typing(el) {
     var a = document.activeElement;
     return a && el.contains(a) && /^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName) && a.type !== "checkbox";
   }
 
+  /* A field whose value is no longer the one the server rendered: typed but not sent yet. */
+  function edited(el) {
+    return Array.prototype.some.call(el.querySelectorAll("input, textarea"), function (f) {
+      return (f.tagName === "TEXTAREA" || TYPED.test(f.type)) && f.value !== f.defaultValue;
+    });
+  }
+
+  /* Someone works in this region: typing, a typed value not sent yet, or an action of theirs
+   * whose answer is still on its way (htmx marks the requesting element). A refetch would
+   * throw that away, so it waits until they are done. */
+  function busy(el) {
+    return typing(el) || edited(el) || el.querySelector("." + htmx.config.requestClass) !== null;
+  }
+
   function fire(id) {
     var el = document.getElementById(id);
     if (!el) { return; }
-    /* Someone is typing in this region (a queue's limit): refetch once they are done. */
-    if (typing(el)) { setTimeout(function () { schedule(id); }, THROTTLE_MS); return; }
+    if (busy(el)) { setTimeout(function () { schedule(id); }, THROTTLE_MS); return; }
     htmx.trigger(el, "live");
   }
+
+  /* A refetch is a request sent by a data-live region itself; an action is one sent from
+   * inside it (a form's button). A refetch already on its way when someone starts working in
+   * the region must not land on top of them: its answer, older than what they typed or than
+   * their action's answer, is dropped, and the region is refetched once they are done. */
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail.elt;
+    if (!elt || !elt.closest) { return; }
+    if (elt.hasAttribute("data-live")) {
+      e.detail.requestConfig.bwActions = elt.bwActions || 0;
+      return;
+    }
+    var region = elt.closest("[data-live]");
+    if (region) { region.bwActions = (region.bwActions || 0) + 1; }
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    var config = e.detail.requestConfig;
+    if (!config || config.bwActions === undefined || !target || !target.id) { return; }
+    if (busy(target) || (target.bwActions || 0) !== config.bwActions) {
+      e.detail.shouldSwap = false;
+      setTimeout(function () { schedule(target.id); }, THROTTLE_MS);
+    }
+  });
 
   function schedule(id) {
     var s = state[id] || (state[id] = { last: 0, timer: null });
