@@ -186,12 +186,16 @@ async def lock_queue(cur: Cursor, queue: str) -> None:
 # the ``LIMIT`` being a parameter), and that planning cost more than the run itself. The
 # generic plan has the same shape (the claim indexes by queue, a key's running count by
 # key), so the flow claim asks for it, for its own transaction only.
-GENERIC_PLANS_SQL = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+# JIT off with them: a generic plan's row estimates (a LIMIT by parameter, a queue of
+# unknown size) can put its cost past ``jit_above_cost``, and compiling the claim on every
+# call cost ~20 ms with a million rows in the table (bench/compare.py --flat).
+GENERIC_PLANS_SQL = """SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+    set_config('jit', 'off', true)"""
 
 
 async def generic_plans(cur: Cursor) -> None:
-    """Run this transaction's prepared statements on their generic plans (nothing fetched:
-    in pipeline mode it goes out with the next statement)."""
+    """Run this transaction's prepared statements on their generic plans, without JIT
+    (nothing fetched: in pipeline mode it goes out with the next statement)."""
     await cur.execute(GENERIC_PLANS_SQL)
 
 
