@@ -43,7 +43,10 @@
   function fire(id) {
     var el = document.getElementById(id);
     if (!el) { return; }
-    if (busy(el)) { setTimeout(function () { schedule(id); }, THROTTLE_MS); return; }
+    /* Its own refetch still on its way: htmx would drop this one (hx-sync's default), and
+     * with it the change that prompted it; ask again once that answer is in. */
+    var inFlight = el.classList.contains(htmx.config.requestClass);
+    if (busy(el) || inFlight) { setTimeout(function () { schedule(id); }, THROTTLE_MS); return; }
     htmx.trigger(el, "live");
   }
 
