@@ -97,12 +97,12 @@ class Metrics:
             if group is None:
                 group = groups[(queue, name)] = []
             group.append(value)
-        counts, hists = self.counters[counter], self.histograms[histogram]
+        hists = self.histograms[histogram]
         for (queue, name), values in groups.items():
-            key = self._key(queue, name)
-            counts[key] = counts.get(key, 0) + len(values)
+            self._count(counter, queue, name, len(values))
             observed = [v for v in values if v is not None]
             if observed:
+                key = self._key(queue, name)
                 hist = hists.get(key)
                 if hist is None:
                     hist = hists[key] = Histogram()

@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from branchwork import protocol as P
 from branchwork.app import main
 from branchwork.app.api.schemas import (
-    WINDOW_AND_FLOW_FIELDS,
     ResultIn,
     TaskBatchIn,
     TaskIn,
@@ -93,11 +92,13 @@ def test_fields_of_is_model_dump_for_report_results() -> None:
 
 
 def test_a_send_without_window_or_flow_fields_has_no_such_problem() -> None:
-    """Every field but the guarded ones set, each to a value that would matter if a rule
-    read it: neither rule finds a problem, so skipping them changes no answer."""
+    """Every field but the window and flow ones set, each to a value that would matter if a
+    rule read it: neither rule finds a problem, so the window rule's early exit changes no
+    answer."""
     body = {name: ("x" if name not in ("delay_seconds", "parent_id") else 1)
             for name in TaskIn.model_fields}
-    for name in WINDOW_AND_FLOW_FIELDS:
+    for name in (*P.SEND_WINDOW_FIELDS, "concurrency_key", "concurrency_key_path",
+                 "concurrency_limit", "concurrency_strategy"):
         body[name] = None
     assert P.send_window_problem(body) is None
     assert P.flow_problem(body) is None

@@ -138,21 +138,10 @@ class TaskIn(Strict):
             raise ValueError("give delay_seconds or run_at, not both")
         if self.spawn_key is not None and self.parent_id is None:
             raise ValueError("spawn_key needs parent_id")
-        fields = self.__dict__
-        if any(fields[name] is not None for name in WINDOW_AND_FLOW_FIELDS):
-            problem = P.send_window_problem(fields) or P.flow_problem(fields)
-            if problem is not None:
-                raise ValueError(problem)
+        problem = P.send_window_problem(self.__dict__) or P.flow_problem(self.__dict__)
+        if problem is not None:
+            raise ValueError(problem)
         return self
-
-
-# A send that sets none of these has no send-window or flow-control problem (each rule of
-# ``send_window_problem`` and ``flow_problem`` needs one of them set): most sends skip both,
-# which cost more than the rest of a task's validation (tests/test_server_hotpath.py).
-WINDOW_AND_FLOW_FIELDS = (
-    "unique_for", "unique_while", "debounce_seconds", "debounce_key", "debounce_key_path",
-    "debounce_max_seconds", "concurrency_key", "concurrency_key_path", "concurrency_limit",
-    "concurrency_strategy")
 
 
 def fields_of(model: BaseModel) -> dict[str, Any]:

@@ -214,8 +214,9 @@ class RunAdvance:
 async def after_report(cur: AsyncCursor, rows: Sequence[dict[str, Any]],
                        metrics: Metrics | None = None) -> None:
     """The report path's hook: rows of the report statement (``applied``,
-    ``workflow_run_id``, ``new_status``, ``id``), whose runs the caller locked first
-    (``store.workflows.lock_runs_of_tasks``), in the report's transaction."""
+    ``workflow_run_id``, ``new_status``, ``id``), whose runs were locked first (by the
+    report statement itself, or ``store.workflows.lock_runs_of_tasks``), in the report's
+    transaction."""
     by_run: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         if row["applied"] and row["workflow_run_id"] and row["new_status"] in TERMINAL_STATUSES:
