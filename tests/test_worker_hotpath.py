@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,8 @@ from branchwork.worker import transport
 from branchwork.worker.runtime import parallel_claims
 from branchwork.worker.transport import Http1Transport
 from cli_helpers import background, user_env
-from worker_helpers import send, wait_status
+from worker_helpers import events, python_worker, send, wait_status
+from workers_app import lines
 
 ASYNC_TASKS = '''
 from branchwork import Registry
@@ -242,3 +244,33 @@ def test_a_backlog_is_claimed_by_as_many_claims_as_the_slots_hold_batches() -> N
     assert parallel_claims(200, 50) == 4
     assert parallel_claims(150, 50) == 3
     assert parallel_claims(800, 50) == 4  # at most four
+
+
+def test_workers_claiming_in_parallel_on_two_replicas_run_each_task_once_within_their_slots(
+        make_server: Callable[..., Any], tmp_path: Path) -> None:
+    """Four workers, two on each of two servers, each with 4 claims in flight on the backlog
+    (-c 8 -b 2): every task runs once, and no worker runs more than its 8 at a time."""
+    servers = [make_server(), make_server()]
+    with httpx.Client(base_url=servers[0].url, timeout=30) as api:
+        body = {"tasks": [{"name": "traced_by_worker", "queue": "race", "args": {"i": i}}
+                          for i in range(400)]}
+        resp = api.post("/v1/tasks/batch", json=body)
+        assert resp.status_code == 201, resp.text
+        ids = [t["id"] for t in resp.json()["tasks"]]
+        with contextlib.ExitStack() as stack:
+            for server in (*servers, *servers):
+                stack.enter_context(python_worker(server.url, "workers_app:reg", "-q", "race",
+                                                  "-c", "8", "-b", "2",
+                                                  BW_TEST_DIR=str(tmp_path)))
+            rows = [wait_status(api, i, timeout=90) for i in ids]
+    assert all(r["status"] == "succeeded" and r["attempts"] == 1 for r in rows)
+    assert all(events(r).count("claimed") == 1 for r in rows)
+    trace = [line.split() for line in lines(tmp_path, "race")]
+    starts = sorted(int(i) for sign, _, i in trace if sign == "+")
+    assert starts == list(range(400))  # each ran once
+    running: dict[str, int] = {}
+    peaks: dict[str, int] = {}
+    for sign, pid, _ in trace:
+        running[pid] = running.get(pid, 0) + (1 if sign == "+" else -1)
+        peaks[pid] = max(peaks.get(pid, 0), running[pid])
+    assert len(peaks) == 4 and max(peaks.values()) <= 8, peaks

@@ -260,6 +260,15 @@ def send_email(args: EmailArgs) -> dict:
     return {"sent": True, "to": args.to, "attempt": ctx.attempt_number}
 
 
+@reg.task(queue="race")
+async def traced_by_worker(i: int) -> int:
+    """Traces "+ pid i" / "- pid i": which worker ran what, and how many at once."""
+    trace("race", f"+ {os.getpid()} {i}")
+    await asyncio.sleep(0.02)
+    trace("race", f"- {os.getpid()} {i}")
+    return i
+
+
 @reg.task(queue="limits")
 async def overlap(i: int) -> int:
     trace("overlap", f"+ {i}")
